@@ -1,0 +1,50 @@
+/**
+ * Node implementations of what the core needs: sql.js from its .wasm file, node:zlib gzip
+ * (with levels), OpenSSL sha256, the file system, and JSON logs on stderr.
+ */
+import { createHash, randomInt } from "node:crypto";
+import { open, stat } from "node:fs/promises";
+import { Duplex } from "node:stream";
+import { createGunzip, createGzip } from "node:zlib";
+import initSqlJs from "sql.js";
+import type { FileAccess } from "../src/sources/file.js";
+import { jsonLogger, type Logger } from "../src/log.js";
+import type { ByteTransform, Runtime } from "../src/runtime.js";
+
+export const NODE_MAX_BYTES = 4_294_967_296 - 1;
+
+export const nodeFiles: FileAccess = {
+  stat: (path) => stat(path),
+  open: (path, flags) => open(path, flags),
+};
+
+function toWeb(duplex: Duplex): ByteTransform {
+  return Duplex.toWeb(duplex) as unknown as ByteTransform;
+}
+
+export function stderrLogger(secrets: readonly string[] = [], level = process.env.LOG_LEVEL): Logger {
+  return jsonLogger({
+    write: (line) => process.stderr.write(`${line}\n`),
+    secrets,
+    level: level === "debug" || level === "warn" || level === "error" ? level : "info",
+  });
+}
+
+export async function createNodeRuntime(logger: Logger): Promise<Runtime> {
+  const sqlite = await initSqlJs();
+  return {
+    sqlite,
+    gzip: (level) => toWeb(createGzip({ level })),
+    gunzip: () => toWeb(createGunzip()),
+    sha256: () => {
+      const h = createHash("sha256");
+      return {
+        update: (data) => void h.update(data),
+        digest: async () => h.digest("hex"),
+      };
+    },
+    now: () => new Date(),
+    random: () => randomInt(0, 2 ** 47) / 2 ** 47,
+    logger,
+  };
+}

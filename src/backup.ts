@@ -1,0 +1,175 @@
+/**
+ * One backup run: read → snapshot → gzip → upload → verify → prune.
+ * Prune runs only after a verified upload; a failure anywhere before it leaves every
+ * earlier backup in place and nothing under the failed run's key.
+ */
+import type { Config } from "./config.js";
+import { gzipImage } from "./compress.js";
+import { asBackupError, BackupError } from "./errors.js";
+import { backupFolder, createKeyFactory, type BackupKey } from "./keys.js";
+import { throttle } from "./log.js";
+import { planRetention } from "./retention.js";
+import type { Runtime } from "./runtime.js";
+import { takeSnapshot, type Snapshot } from "./snapshot.js";
+import type { Source } from "./sources/source.js";
+import type { BackupStore } from "./store/store.js";
+import { BACKUP_FORMAT, verifyContent, verifyHead } from "./verify.js";
+
+export interface Manifest {
+  key: string;
+  file: string;
+  name: string;
+  bytes: number;
+  gzipBytes: number;
+  sha256: string;
+  pageSize: number;
+  pageCount: number;
+  sqliteVersion: string;
+  startedAt: string;
+  durationMs: number;
+  verified: Config["verify"];
+  pruned: string[];
+  /** Set when the backup succeeded but removing old backups did not. */
+  pruneError?: string;
+}
+
+export interface BackupDeps {
+  config: Pick<Config, "name" | "s3" | "maxCount" | "gzipLevel" | "check" | "verify" | "maxBytes">;
+  runtime: Runtime;
+  store: BackupStore;
+  source: Source;
+}
+
+const PROGRESS_INTERVAL_MS = 2000;
+
+export function objectMetadata(s: Snapshot): Record<string, string> {
+  return {
+    sha256: s.sha256,
+    bytes: String(s.bytes.length),
+    "page-size": String(s.pageSize),
+    "page-count": String(s.pageCount),
+    "sqlite-version": s.sqliteVersion,
+    format: BACKUP_FORMAT,
+  };
+}
+
+/** A backup runner; keeps its key factory so keys stay unique across runs in one process. */
+export function createBackupRunner(deps: BackupDeps): { run(): Promise<Manifest> } {
+  const { config, runtime } = deps;
+  const nextKey = createKeyFactory(runtime.random, config.s3.prefix, config.name);
+  return { run: () => runBackup(deps, nextKey(runtime.now())) };
+}
+
+async function runBackup(deps: BackupDeps, target: BackupKey): Promise<Manifest> {
+  const { config, runtime, store, source } = deps;
+  const started = runtime.now();
+  const elapsed = () => runtime.now().getTime() - started.getTime();
+  const log = runtime.logger.child({ name: config.name, key: target.key });
+  const clock = () => runtime.now().getTime();
+  log.info("backup started", { source: source.origin, store: store.description });
+
+  try {
+    const reportRead = throttle<[number, number | undefined]>(PROGRESS_INTERVAL_MS, clock, ([read, total]) =>
+      log.info("reading source", { bytesRead: read, totalBytes: total }),
+    );
+    const image = await source.read({ maxBytes: config.maxBytes, onProgress: (read, total) => reportRead([read, total], read === total) });
+
+    const snapshot = await takeSnapshot(image, runtime, config.check);
+    log.info("image checked", {
+      bytes: snapshot.bytes.length,
+      pageSize: snapshot.pageSize,
+      pageCount: snapshot.pageCount,
+      check: config.check,
+      sha256: snapshot.sha256,
+      ...(snapshot.fromWalMode ? { note: "WAL-mode header marked rollback-journal in the image" } : {}),
+    });
+
+    let gzipBytes = 0;
+    let uploaded = 0;
+    const reportUpload = throttle<void>(PROGRESS_INTERVAL_MS, clock, () =>
+      log.info("uploading", { bytes: snapshot.bytes.length, compressedBytes: gzipBytes, uploadedBytes: uploaded }),
+    );
+    const body = gzipImage(snapshot.bytes, runtime.gzip(config.gzipLevel), (n) => {
+      gzipBytes = n;
+      reportUpload();
+    });
+    await store.upload(target.key, body, {
+      metadata: objectMetadata(snapshot),
+      contentType: "application/gzip",
+      contentDisposition: `attachment; filename="${target.file}"`,
+      onProgress: (n) => {
+        uploaded = n;
+        reportUpload();
+      },
+    });
+    log.info("uploaded", { compressedBytes: gzipBytes });
+
+    await verifyUpload(deps, target.key, { sha256: snapshot.sha256, bytes: snapshot.bytes.length, gzipBytes });
+    log.info("verified", { verify: config.verify });
+
+    const { pruned, pruneError } = await prune(deps, target.key);
+    const manifest: Manifest = {
+      key: target.key,
+      file: target.file,
+      name: config.name,
+      bytes: snapshot.bytes.length,
+      gzipBytes,
+      sha256: snapshot.sha256,
+      pageSize: snapshot.pageSize,
+      pageCount: snapshot.pageCount,
+      sqliteVersion: snapshot.sqliteVersion,
+      startedAt: started.toISOString(),
+      durationMs: elapsed(),
+      verified: config.verify,
+      pruned,
+      ...(pruneError ? { pruneError } : {}),
+    };
+    log.info("backup finished", { bytes: manifest.bytes, gzipBytes, durationMs: manifest.durationMs, pruned: pruned.length });
+    return manifest;
+  } catch (err) {
+    const error = asBackupError(err);
+    log.error("backup failed", { code: error.code, error: error.message, durationMs: elapsed() });
+    throw error;
+  }
+}
+
+async function verifyUpload(deps: BackupDeps, key: string, expected: { sha256: string; bytes: number; gzipBytes: number }): Promise<void> {
+  try {
+    await verifyHead(deps.store, key, expected);
+    if (deps.config.verify === "full") await verifyContent(deps.store, deps.runtime, key, expected);
+  } catch (err) {
+    // An object that does not prove itself is not a backup: remove it, so that retention
+    // never counts it and nobody restores from it.
+    await deps.store.delete([key]).catch(() => undefined);
+    if (err instanceof BackupError && err.code === "VERIFY_FAILED") throw err;
+    throw new BackupError("VERIFY_FAILED", `verification of ${key} failed: ${asBackupError(err).message}`, 502, { cause: err });
+  }
+}
+
+async function prune(deps: BackupDeps, newKey: string): Promise<{ pruned: string[]; pruneError?: string }> {
+  const { config, store, runtime } = deps;
+  try {
+    const folder = backupFolder(config.s3.prefix, config.name);
+    const objects = await store.list(folder);
+    const plan = planRetention({
+      prefix: config.s3.prefix,
+      name: config.name,
+      keys: objects.map((o) => o.key),
+      maxCount: config.maxCount,
+      protect: newKey,
+    });
+    if (plan.delete.length === 0) return { pruned: [] };
+    const result = await store.delete(plan.delete.map((k) => k.key));
+    runtime.logger.info("pruned", { name: config.name, deleted: result.deleted, kept: plan.keep.length, ignored: plan.ignored.length });
+    if (result.failed.length) {
+      const pruneError = `could not delete ${result.failed.length} old backup(s): ${result.failed.map((f) => `${f.key} (${f.message})`).join(", ")}`;
+      runtime.logger.error("prune incomplete", { name: config.name, error: pruneError });
+      return { pruned: result.deleted, pruneError };
+    }
+    return { pruned: result.deleted };
+  } catch (err) {
+    const pruneError = asBackupError(err).message;
+    runtime.logger.error("prune failed; the new backup is kept", { name: config.name, error: pruneError });
+    return { pruned: [], pruneError };
+  }
+}

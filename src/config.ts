@@ -1,0 +1,307 @@
+/**
+ * Environment → typed, validated configuration. Pure: the same function runs on Node and
+ * Workers; the runtime passes in only what differs (its default MAX_BYTES).
+ * An invalid value fails here, at start, with a message naming the variable and what it
+ * accepts. Secret values are never echoed.
+ */
+import { z } from "zod";
+import { BackupError } from "./errors.js";
+import { NAME_PATTERN } from "./keys.js";
+
+export type Env = Readonly<Record<string, string | undefined>>;
+
+export type SourceSpec =
+  | { kind: "file"; path: string }
+  | { kind: "url"; url: string; headers: Record<string, string> }
+  | { kind: "s3"; bucket: string; key: string };
+
+export type CheckMode = "none" | "quick" | "full";
+export type VerifyMode = "head" | "full";
+
+export interface S3Config {
+  endpoint?: string;
+  region: string;
+  bucket: string;
+  prefix: string;
+  accessKeyId?: string;
+  secretAccessKey?: string;
+  forcePathStyle: boolean;
+}
+
+export interface Config {
+  source: SourceSpec;
+  name: string;
+  s3: S3Config;
+  maxCount: number;
+  apiKey?: string;
+  linkTtlSeconds: number;
+  gzipLevel: number;
+  check: CheckMode;
+  verify: VerifyMode;
+  schedule: string;
+  maxBytes: number;
+  port: number;
+  host: string;
+}
+
+export interface RuntimeDefaults {
+  /** Largest source accepted when MAX_BYTES is unset (Node: 4 GiB, Workers: 100 MB). */
+  maxBytes: number;
+}
+
+/** Variables whose values must never appear in messages or logs. */
+export const SECRET_VARIABLES = ["S3_SECRET_ACCESS_KEY", "API_KEY", "BACKUP_SOURCE_HEADERS"] as const;
+
+export const LINK_TTL_MAX_SECONDS = 604_800; // presigned SigV4 URLs cannot outlive 7 days
+/** The single-buffer ceiling: typed arrays and sql.js's in-memory file cannot exceed it. */
+export const MAX_BYTES_CEILING = 2 ** 32 - 1;
+
+const CRON_FIELD = /^[\d*/,\-A-Za-z?LW#]+$/;
+
+// Empty strings count as unset: `FOO=` in a .env file means "no value", not "invalid".
+const isUnset = (v: unknown) => v === undefined || (typeof v === "string" && v.trim() === "");
+const optional = () => z.preprocess((v) => (isUnset(v) ? undefined : v), z.string().trim().optional());
+const withDefault = (fallback: string) => z.preprocess((v) => (isUnset(v) ? fallback : v), z.string().trim());
+
+const integer = (min: number, max: number, fallback: number) =>
+  withDefault(String(fallback))
+    .pipe(z.string().regex(/^\d+$/, `must be a whole number between ${min} and ${max}`))
+    .transform(Number)
+    .pipe(
+      z
+        .number()
+        .min(min, `must be between ${min} and ${max}`)
+        .max(max, `must be between ${min} and ${max}`),
+    );
+
+const oneOf = <T extends string>(values: readonly [T, ...T[]], fallback: T) =>
+  withDefault(fallback)
+    .transform((v) => v.toLowerCase())
+    .pipe(z.enum(values, { error: `must be one of ${values.join(", ")}` }));
+
+const bool = (fallback: boolean | undefined) =>
+  optional()
+    .transform((v) => (v === undefined ? fallback : v))
+    .pipe(
+      z.union([z.boolean(), z.enum(["true", "false", "1", "0"], { error: "must be true or false" })]).optional(),
+    )
+    .transform((v) => (v === undefined ? undefined : v === true || v === "true" || v === "1"));
+
+const httpUrl = (what: string) =>
+  optional().refine((v) => v === undefined || isHttpUrl(v), `must be an http(s) URL of ${what}`);
+
+const schema = z.object({
+  BACKUP_SOURCE: optional().refine((v) => v !== undefined, "is required: a file path, file:///abs/path.db, http(s):// URL or s3://bucket/key"),
+  BACKUP_SOURCE_HEADERS: optional()
+    .transform((v, ctx) => {
+      if (v === undefined) return {};
+      try {
+        const parsed: unknown = JSON.parse(v);
+        const headers = z.record(z.string(), z.string()).safeParse(parsed);
+        if (headers.success) return headers.data;
+      } catch {
+        // fall through to the issue below
+      }
+      ctx.addIssue({ code: "custom", message: 'must be a JSON object of string header values, e.g. {"X-API-Key":"…"}' });
+      return z.NEVER;
+    }),
+  BACKUP_NAME: optional().refine((v) => v === undefined || NAME_PATTERN.test(v), {
+    message: `must match ${NAME_PATTERN.source} (lowercase letters, digits, '.', '_', '-'; at most 63 characters)`,
+  }),
+  S3_ENDPOINT: httpUrl("an S3-compatible endpoint, e.g. http://127.0.0.1:9000"),
+  S3_REGION: withDefault("us-east-1")
+    .pipe(z.string().regex(/^[a-z0-9-]{1,32}$/, "must be a region name such as us-east-1 or auto")),
+  S3_BUCKET: optional().refine(
+    (v) => v === undefined || /^[a-z0-9][a-z0-9.\-_]{1,254}$/.test(v),
+    "must be a bucket name (3-255 lowercase letters, digits, '.', '-', '_')",
+  ),
+  S3_PREFIX: withDefault("backups/")
+    .transform((v) => (v === "" || v.endsWith("/") ? v : `${v}/`))
+    .refine(
+      (v) => v === "" || (/^[A-Za-z0-9!_.*'()/-]+$/.test(v) && !v.startsWith("/") && !v.split("/").some((s) => s === "." || s === "..") && !v.includes("//")),
+      "must be a relative key prefix such as backups/ (letters, digits, !_.*'()-, '/' between segments, no '..')",
+    ),
+  S3_ACCESS_KEY_ID: optional(),
+  S3_SECRET_ACCESS_KEY: optional(),
+  S3_FORCE_PATH_STYLE: bool(undefined),
+  MAX_COUNT: integer(1, 100_000, 7),
+  API_KEY: optional().refine((v) => v === undefined || v.length >= 16, "must be at least 16 characters when set"),
+  LINK_TTL_SECONDS: integer(1, LINK_TTL_MAX_SECONDS, 900),
+  GZIP_LEVEL: integer(1, 9, 6),
+  CHECK: oneOf(["none", "quick", "full"], "quick"),
+  SCHEDULE: withDefault("0 3 * * *")
+    .refine((v) => {
+      const fields = v.split(/\s+/);
+      return (fields.length === 5 || fields.length === 6) && fields.every((f) => CRON_FIELD.test(f));
+    }, "must be a cron expression with 5 or 6 fields, e.g. '0 3 * * *'"),
+  VERIFY: oneOf(["head", "full"], "head"),
+  MAX_BYTES: optional(),
+  PORT: integer(1, 65_535, 8787),
+  HOST: withDefault("127.0.0.1"),
+});
+
+export function isHttpUrl(value: string): boolean {
+  try {
+    const u = new URL(value);
+    return u.protocol === "http:" || u.protocol === "https:";
+  } catch {
+    return false;
+  }
+}
+
+/** Parse the environment. Throws one BackupError (CONFIG_INVALID) listing every problem. */
+export function parseConfig(env: Env, defaults: RuntimeDefaults): Config {
+  const result = schema.safeParse(env);
+  const problems: string[] = [];
+  if (!result.success) {
+    for (const issue of result.error.issues) {
+      const variable = String(issue.path[0] ?? "configuration");
+      problems.push(describe(variable, issue.message, env[variable]));
+    }
+  }
+
+  const maxBytes = parseMaxBytes(env.MAX_BYTES, defaults.maxBytes, problems);
+  if (!result.success || problems.length > 0) throw configError(problems);
+  const v = result.data;
+
+  const source = parseSource(v.BACKUP_SOURCE!, v.BACKUP_SOURCE_HEADERS, problems);
+  if (v.S3_ENDPOINT && (!v.S3_ACCESS_KEY_ID || !v.S3_SECRET_ACCESS_KEY)) {
+    problems.push("S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY are required when S3_ENDPOINT is set");
+  } else if (Boolean(v.S3_ACCESS_KEY_ID) !== Boolean(v.S3_SECRET_ACCESS_KEY)) {
+    problems.push("S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY must be set together (or both unset to use the AWS default credential chain)");
+  }
+  if (!v.S3_BUCKET) problems.push("S3_BUCKET is required (the bucket that receives the backups)");
+  const name = v.BACKUP_NAME ?? (source ? deriveName(source) : undefined);
+  if (source && name === undefined) {
+    problems.push("BACKUP_NAME is required: no valid name could be derived from BACKUP_SOURCE (use lowercase letters, digits, '.', '_', '-')");
+  }
+  if (problems.length > 0 || !source || !name) throw configError(problems);
+
+  return {
+    source,
+    name,
+    s3: {
+      ...(v.S3_ENDPOINT ? { endpoint: v.S3_ENDPOINT } : {}),
+      region: v.S3_REGION,
+      bucket: v.S3_BUCKET!,
+      prefix: v.S3_PREFIX,
+      ...(v.S3_ACCESS_KEY_ID ? { accessKeyId: v.S3_ACCESS_KEY_ID } : {}),
+      ...(v.S3_SECRET_ACCESS_KEY ? { secretAccessKey: v.S3_SECRET_ACCESS_KEY } : {}),
+      forcePathStyle: v.S3_FORCE_PATH_STYLE ?? Boolean(v.S3_ENDPOINT),
+    },
+    maxCount: v.MAX_COUNT,
+    ...(v.API_KEY ? { apiKey: v.API_KEY } : {}),
+    linkTtlSeconds: v.LINK_TTL_SECONDS,
+    gzipLevel: v.GZIP_LEVEL,
+    check: v.CHECK,
+    verify: v.VERIFY,
+    schedule: v.SCHEDULE,
+    maxBytes,
+    port: v.PORT,
+    host: v.HOST,
+  };
+}
+
+function parseMaxBytes(raw: string | undefined, fallback: number, problems: string[]): number {
+  if (raw === undefined || raw.trim() === "") return fallback;
+  const n = /^\d+$/.test(raw.trim()) ? Number(raw.trim()) : NaN;
+  if (!Number.isSafeInteger(n) || n < 512 || n > MAX_BYTES_CEILING) {
+    problems.push(describe("MAX_BYTES", `must be a whole number of bytes between 512 and ${MAX_BYTES_CEILING}`, raw));
+    return fallback;
+  }
+  return n;
+}
+
+function parseSource(raw: string, headers: Record<string, string>, problems: string[]): SourceSpec | undefined {
+  if (/^s3:\/\//i.test(raw)) {
+    const m = /^s3:\/\/([a-z0-9][a-z0-9.\-_]{1,254})\/(.+)$/i.exec(raw);
+    if (!m) {
+      problems.push(describe("BACKUP_SOURCE", "must look like s3://bucket/path/to/db.sqlite", raw));
+      return undefined;
+    }
+    return { kind: "s3", bucket: m[1]!, key: m[2]! };
+  }
+  if (/^https?:\/\//i.test(raw)) {
+    if (!isHttpUrl(raw)) {
+      problems.push(describe("BACKUP_SOURCE", "is not a valid http(s) URL", raw));
+      return undefined;
+    }
+    return { kind: "url", url: raw, headers };
+  }
+  if (/^file:/i.test(raw)) {
+    try {
+      const u = new URL(raw);
+      if (u.host !== "" && u.host !== "localhost") throw new Error("remote host");
+      return { kind: "file", path: decodeURIComponent(u.pathname) };
+    } catch {
+      problems.push(describe("BACKUP_SOURCE", "must be a local file URL such as file:///var/lib/app/app.db", raw));
+      return undefined;
+    }
+  }
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(raw)) {
+    problems.push(describe("BACKUP_SOURCE", "has an unsupported scheme (use a path, file:, http(s):// or s3://)", raw));
+    return undefined;
+  }
+  return { kind: "file", path: raw };
+}
+
+/** `/data/My App.sqlite3` → `my-app`: the base name without extension, made key-safe. */
+export function deriveName(source: SourceSpec): string | undefined {
+  const raw = source.kind === "file" ? source.path : source.kind === "s3" ? source.key : new URL(source.url).pathname;
+  const base = raw.split(/[\\/]/).filter(Boolean).pop() ?? "";
+  const stem = base.includes(".") ? base.slice(0, base.lastIndexOf(".")) : base;
+  const name = stem
+    .toLowerCase()
+    .replace(/[^a-z0-9._-]+/g, "-")
+    .replace(/^[^a-z0-9]+/, "")
+    .slice(0, 63);
+  return NAME_PATTERN.test(name) ? name : undefined;
+}
+
+function describe(variable: string, message: string, value: string | undefined): string {
+  const secret = (SECRET_VARIABLES as readonly string[]).includes(variable);
+  const shown = value === undefined || value.trim() === "" || secret ? "" : ` (got ${JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value)})`;
+  return `${variable} ${message}${shown}`;
+}
+
+function configError(problems: string[]): BackupError {
+  const list = problems.length > 0 ? problems : ["unknown configuration problem"];
+  return new BackupError("CONFIG_INVALID", `Invalid configuration: ${list.join("; ")}`, 500);
+}
+
+/** The configuration as it may be logged: every secret replaced by a marker. */
+export function redactedConfig(config: Config): Record<string, unknown> {
+  const { source, s3, apiKey, ...rest } = config;
+  return {
+    ...rest,
+    source:
+      source.kind === "url"
+        ? { kind: "url", url: redactUrl(source.url), headers: Object.keys(source.headers) }
+        : source,
+    s3: { ...s3, secretAccessKey: s3.secretAccessKey ? "[redacted]" : undefined },
+    apiKey: apiKey ? "[redacted]" : undefined,
+  };
+}
+
+/** Query strings and userinfo of URLs often carry tokens. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.username || u.password) u.username = u.password = "";
+    if (u.search) u.search = "?[redacted]";
+    return u.toString();
+  } catch {
+    return "[invalid url]";
+  }
+}
+
+/** The secret values of a config, for log redaction. */
+export function secretsOf(config: Config): string[] {
+  const values = [config.s3.secretAccessKey, config.apiKey];
+  if (config.source.kind === "url") {
+    values.push(...Object.values(config.source.headers));
+    const u = new URL(config.source.url);
+    values.push(u.password, ...[...u.searchParams.values()]);
+  }
+  return values.filter((v): v is string => typeof v === "string" && v.length >= 4);
+}

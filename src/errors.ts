@@ -1,0 +1,50 @@
+/**
+ * Typed errors. Every failure a user can meet carries a stable `code` (for scripts and
+ * alerts), an HTTP `status` (4xx: the input or request is wrong, 5xx: the store or the
+ * server is), and a message that says what to do. Messages never contain secrets.
+ */
+export type ErrorCode =
+  | "CONFIG_INVALID"
+  | "SOURCE_NOT_FOUND"
+  | "SOURCE_UNREADABLE"
+  | "SOURCE_EMPTY"
+  | "SOURCE_TOO_LARGE"
+  | "SOURCE_CHANGED"
+  | "SOURCE_UNSUPPORTED"
+  | "NOT_SQLITE"
+  | "SQLITE_TRUNCATED"
+  | "SQLITE_CORRUPT"
+  | "WAL_NOT_APPLIED"
+  | "HOT_JOURNAL"
+  | "STORE_AUTH"
+  | "STORE_BUCKET_MISSING"
+  | "STORE_UNREACHABLE"
+  | "STORE_ERROR"
+  | "UPLOAD_FAILED"
+  | "VERIFY_FAILED"
+  | "BACKUP_NOT_FOUND"
+  | "INVALID_BACKUP_FILE"
+  | "INTERNAL";
+
+export class BackupError extends Error {
+  override readonly name = "BackupError";
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly status: number = 500,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+
+  toJSON(): { code: ErrorCode; message: string } {
+    return { code: this.code, message: this.message };
+  }
+}
+
+/** Wrap anything thrown into a BackupError without losing the original as `cause`. */
+export function asBackupError(err: unknown, code: ErrorCode = "INTERNAL", context?: string): BackupError {
+  if (err instanceof BackupError) return err;
+  const detail = err instanceof Error ? err.message : String(err);
+  return new BackupError(code, context ? `${context}: ${detail}` : detail, 500, { cause: err });
+}

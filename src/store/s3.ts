@@ -1,0 +1,235 @@
+/**
+ * The S3-compatible store (AWS S3, Cloudflare R2, MinIO, OpenStack Swift s3api), on the
+ * AWS SDK v3. Runtime-free: the SDK picks its Node or browser/Workers build by itself.
+ */
+import {
+  AbortMultipartUploadCommand,
+  DeleteObjectCommand,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListMultipartUploadsCommand,
+  paginateListObjectsV2,
+  S3Client,
+  type S3ClientConfig,
+} from "@aws-sdk/client-s3";
+import { Upload } from "@aws-sdk/lib-storage";
+import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
+import type { S3Config } from "../config.js";
+import { storeError } from "./s3-errors.js";
+import type { BackupStore, DeleteResult, ObjectHead, StoredObject, UploadOptions } from "./store.js";
+
+export interface S3StoreOptions {
+  /** Multipart part size; S3 requires ≥ 5 MiB for every part but the last. */
+  partSize?: number;
+  /** Parts uploaded at once. Workers allow 6 connections per invocation: keep ≤ 4. */
+  queueSize?: number;
+  /** Injected for tests and runtimes with their own HTTP handler. */
+  clientConfig?: Partial<S3ClientConfig>;
+}
+
+export const MIN_PART_SIZE = 5 * 1024 * 1024;
+
+export function createS3Client(config: S3Config, extra: Partial<S3ClientConfig> = {}): S3Client {
+  const client = new S3Client({
+    region: config.region,
+    ...(config.endpoint ? { endpoint: config.endpoint } : {}),
+    forcePathStyle: config.forcePathStyle,
+    ...(config.accessKeyId && config.secretAccessKey
+      ? { credentials: { accessKeyId: config.accessKeyId, secretAccessKey: config.secretAccessKey } }
+      : {}),
+    // With the defaults, streamed uploads use aws-chunked trailing checksums that several
+    // S3-compatible servers reject or store corrupted, and R2 refuses CRC32 on multipart.
+    requestChecksumCalculation: "WHEN_REQUIRED",
+    responseChecksumValidation: "WHEN_REQUIRED",
+    maxAttempts: 3,
+    ...extra,
+  });
+  addDeleteObjectsContentMd5(client);
+  return client;
+}
+
+/**
+ * DeleteObjects must carry Content-MD5 on OpenStack Swift and older MinIO; SDK v3 sends a
+ * CRC32 checksum header instead. Add the MD5 of the serialized body (it is signed after).
+ */
+function addDeleteObjectsContentMd5(client: S3Client): void {
+  const Md5 = client.config.md5;
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      const request = args.request as { headers?: Record<string, string>; body?: unknown };
+      if (context.commandName === "DeleteObjectsCommand" && request.headers && typeof request.body === "string") {
+        const hash = new Md5();
+        hash.update(new TextEncoder().encode(request.body));
+        const digest = await hash.digest();
+        request.headers["content-md5"] = btoa(String.fromCharCode(...digest));
+      }
+      return next(args);
+    },
+    { step: "build", name: "deleteObjectsContentMd5", priority: "low" },
+  );
+}
+
+export function createS3Store(config: S3Config, options: S3StoreOptions = {}): BackupStore & { client: S3Client } {
+  const client = createS3Client(config, options.clientConfig);
+  const Bucket = config.bucket;
+  const partSize = Math.max(options.partSize ?? MIN_PART_SIZE, MIN_PART_SIZE);
+  const queueSize = options.queueSize ?? 4;
+  const where = `s3://${Bucket}${config.endpoint ? ` at ${config.endpoint}` : ""}`;
+  const fail = (err: unknown, action: string) => storeError(err, action, config);
+
+  const store = {
+    client,
+    description: where,
+
+    async upload(key: string, body: ReadableStream<Uint8Array>, opts: UploadOptions): Promise<void> {
+      const upload = new Upload({
+        client,
+        params: {
+          Bucket,
+          Key: key,
+          Body: body,
+          ContentType: opts.contentType,
+          ContentDisposition: opts.contentDisposition,
+          Metadata: opts.metadata,
+        },
+        partSize,
+        queueSize,
+        leavePartsOnError: false,
+      });
+      upload.on("httpUploadProgress", (p) => {
+        if (typeof p.loaded === "number") opts.onProgress?.(p.loaded);
+      });
+      try {
+        await upload.done();
+      } catch (err) {
+        // lib-storage aborts on most failures, but not when the abort itself fails, and a
+        // CompleteMultipartUpload that timed out may still have succeeded. The key is this
+        // run's own, so removing whatever is there is always safe.
+        await cleanupFailedUpload(key).catch(() => undefined);
+        throw fail(err, `upload of ${key}`);
+      }
+    },
+
+    async head(key: string): Promise<ObjectHead | undefined> {
+      try {
+        const r = await client.send(new HeadObjectCommand({ Bucket, Key: key }));
+        return {
+          key,
+          size: r.ContentLength ?? 0,
+          lastModified: r.LastModified ?? new Date(0),
+          metadata: Object.fromEntries(Object.entries(r.Metadata ?? {}).map(([k, v]) => [k.toLowerCase(), v])),
+          ...(r.ContentType ? { contentType: r.ContentType } : {}),
+        };
+      } catch (err) {
+        if (isNotFound(err)) return undefined;
+        throw fail(err, `HEAD ${key}`);
+      }
+    },
+
+    async list(prefix: string): Promise<StoredObject[]> {
+      const out: StoredObject[] = [];
+      try {
+        for await (const page of paginateListObjectsV2({ client, pageSize: 1000 }, { Bucket, Prefix: prefix })) {
+          for (const o of page.Contents ?? []) {
+            if (o.Key) out.push({ key: o.Key, size: o.Size ?? 0, lastModified: o.LastModified ?? new Date(0) });
+          }
+        }
+      } catch (err) {
+        throw fail(err, `listing ${prefix}`);
+      }
+      return out;
+    },
+
+    async get(key: string): Promise<ReadableStream<Uint8Array>> {
+      try {
+        const r = await client.send(new GetObjectCommand({ Bucket, Key: key }));
+        if (!r.Body) throw new Error("empty response body");
+        return r.Body.transformToWebStream() as ReadableStream<Uint8Array>;
+      } catch (err) {
+        throw fail(err, `GET ${key}`);
+      }
+    },
+
+    async delete(keys: readonly string[]): Promise<DeleteResult> {
+      const result: DeleteResult = { deleted: [], failed: [] };
+      for (let i = 0; i < keys.length; i += 1000) {
+        const batch = keys.slice(i, i + 1000);
+        try {
+          const r = await client.send(
+            new DeleteObjectsCommand({ Bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }),
+          );
+          const failed = new Map((r.Errors ?? []).map((e) => [e.Key ?? "", `${e.Code ?? "Error"}: ${e.Message ?? ""}`]));
+          for (const key of batch) {
+            const message = failed.get(key);
+            if (message) result.failed.push({ key, message });
+            else result.deleted.push(key);
+          }
+        } catch (err) {
+          if (errorName(err) !== "NotImplemented") throw fail(err, `deleting ${batch.length} object(s)`);
+          // Servers without multi-object delete: one request per key.
+          for (const key of batch) {
+            try {
+              await client.send(new DeleteObjectCommand({ Bucket, Key: key }));
+              result.deleted.push(key);
+            } catch (e) {
+              result.failed.push({ key, message: fail(e, `DELETE ${key}`).message });
+            }
+          }
+        }
+      }
+      return result;
+    },
+
+    async presign(key: string, ttlSeconds: number, filename: string): Promise<string> {
+      try {
+        const command = new GetObjectCommand({
+          Bucket,
+          Key: key,
+          ResponseContentDisposition: `attachment; filename="${filename.replace(/["\\]/g, "_")}"`,
+        });
+        return await getSignedUrl(client, command, { expiresIn: ttlSeconds });
+      } catch (err) {
+        throw fail(err, `signing a link to ${key}`);
+      }
+    },
+
+    async abortUploads(key: string): Promise<number> {
+      let aborted = 0;
+      let KeyMarker: string | undefined;
+      let UploadIdMarker: string | undefined;
+      try {
+        for (;;) {
+          const r = await client.send(new ListMultipartUploadsCommand({ Bucket, Prefix: key, KeyMarker, UploadIdMarker }));
+          for (const u of r.Uploads ?? []) {
+            if (u.Key !== key || !u.UploadId) continue;
+            await client.send(new AbortMultipartUploadCommand({ Bucket, Key: key, UploadId: u.UploadId }));
+            aborted += 1;
+          }
+          if (!r.IsTruncated) break;
+          KeyMarker = r.NextKeyMarker;
+          UploadIdMarker = r.NextUploadIdMarker;
+        }
+      } catch (err) {
+        throw fail(err, `aborting multipart uploads of ${key}`);
+      }
+      return aborted;
+    },
+  };
+
+  async function cleanupFailedUpload(key: string): Promise<void> {
+    await store.abortUploads(key).catch(() => 0);
+    await client.send(new DeleteObjectCommand({ Bucket, Key: key }));
+  }
+
+  return store;
+}
+
+function errorName(err: unknown): string | undefined {
+  return typeof err === "object" && err !== null && "name" in err ? String((err as { name: unknown }).name) : undefined;
+}
+
+function isNotFound(err: unknown): boolean {
+  const status = (err as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode;
+  return errorName(err) === "NotFound" || errorName(err) === "NoSuchKey" || status === 404;
+}

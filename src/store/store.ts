@@ -1,0 +1,47 @@
+/**
+ * Where backups live. Modelled on Litestream's replica client: a handful of object
+ * operations, so the pipeline does not care whether the store is S3, R2 or MinIO.
+ */
+export interface StoredObject {
+  key: string;
+  size: number;
+  lastModified: Date;
+}
+
+export interface ObjectHead extends StoredObject {
+  /** User metadata (x-amz-meta-*), keys lowercase. */
+  metadata: Record<string, string>;
+  contentType?: string;
+}
+
+export interface UploadOptions {
+  metadata: Record<string, string>;
+  contentType: string;
+  contentDisposition: string;
+  /** Bytes of the body sent so far. */
+  onProgress?: (uploaded: number) => void;
+}
+
+export interface DeleteResult {
+  deleted: string[];
+  failed: { key: string; message: string }[];
+}
+
+export interface BackupStore {
+  /** "s3://bucket at https://endpoint", for messages; no secrets. */
+  readonly description: string;
+  /**
+   * Stream `body` to `key`. On failure nothing is left behind: the multipart upload is
+   * aborted and no object exists under `key`.
+   */
+  upload(key: string, body: ReadableStream<Uint8Array>, options: UploadOptions): Promise<void>;
+  head(key: string): Promise<ObjectHead | undefined>;
+  /** Every object under `prefix`, following pagination. */
+  list(prefix: string): Promise<StoredObject[]>;
+  get(key: string): Promise<ReadableStream<Uint8Array>>;
+  delete(keys: readonly string[]): Promise<DeleteResult>;
+  /** A GET URL valid for `ttlSeconds` that downloads as `filename`. */
+  presign(key: string, ttlSeconds: number, filename: string): Promise<string>;
+  /** Abort unfinished multipart uploads of exactly `key`; returns how many. */
+  abortUploads(key: string): Promise<number>;
+}
