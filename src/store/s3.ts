@@ -16,6 +16,7 @@ import {
 import { Upload } from "@aws-sdk/lib-storage";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import type { S3Config } from "../config.js";
+import { BackupError } from "../errors.js";
 import { storeError } from "./s3-errors.js";
 import type { BackupStore, DeleteResult, ObjectHead, StoredObject, UploadOptions } from "./store.js";
 
@@ -107,7 +108,9 @@ export function createS3Store(config: S3Config, options: S3StoreOptions = {}): B
         // CompleteMultipartUpload that timed out may still have succeeded. The key is this
         // run's own, so removing whatever is there is always safe.
         await cleanupFailedUpload(key).catch(() => undefined);
-        throw fail(err, `upload of ${key}`);
+        const e = fail(err, `upload of ${key}`);
+        // Not an answer from the store (e.g. the body stream failed): say it was the upload.
+        throw e.code === "STORE_ERROR" ? new BackupError("UPLOAD_FAILED", e.message, 502, { cause: err }) : e;
       }
     },
 

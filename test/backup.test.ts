@@ -1,0 +1,282 @@
+/**
+ * The whole pipeline against a real S3 server: back up real SQLite files, download through
+ * the signed link with plain HTTP, gunzip, open with SQLite and compare with the source.
+ */
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { gunzipSync } from "node:zlib";
+import { PutObjectCommand } from "@aws-sdk/client-s3";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createNodeRuntime, NODE_MAX_BYTES, nodeFiles } from "../functions/node-runtime.js";
+import { createBackupRunner, type Manifest } from "../src/backup.js";
+import { createLink, listBackups } from "../src/catalog.js";
+import { parseConfig } from "../src/config.js";
+import { BackupError } from "../src/errors.js";
+import { jsonLogger } from "../src/log.js";
+import type { Runtime } from "../src/runtime.js";
+import { createSource } from "../src/sources/index.js";
+import { createS3Store, MIN_PART_SIZE } from "../src/store/s3.js";
+import { dumpTables, integrityCheck, makeDatabase, sha256, sqliteCli, sqlJs, writeDatabase } from "./helpers/db.js";
+import { startTestStore, type TestStore } from "./helpers/s3.js";
+
+let s3: TestStore;
+let dir: string;
+let runtime: Runtime;
+const logLines: string[] = [];
+
+beforeAll(async () => {
+  s3 = await startTestStore();
+  dir = await mkdtemp(join(tmpdir(), "seb-backup-"));
+  runtime = await createNodeRuntime(jsonLogger({ write: (line) => logLines.push(line), level: "debug" }));
+});
+afterAll(async () => {
+  await s3?.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+function setup(env: Record<string, string>, rt: Runtime = runtime) {
+  const config = parseConfig(s3.env(env), { maxBytes: NODE_MAX_BYTES });
+  const store = createS3Store(config.s3);
+  const source = createSource(config.source, { files: nodeFiles });
+  return { config, store, runner: createBackupRunner({ config, runtime: rt, store, source }) };
+}
+
+async function downloadViaLink(env: Record<string, string>, which = "latest"): Promise<{ bytes: Uint8Array; response: Response }> {
+  const { config, store } = setup(env);
+  const link = await createLink(store, config, which, new Date());
+  expect(link.url).toMatch(/X-Amz-Signature=/);
+  expect(link.url).not.toContain(s3.secretAccessKey === s3.accessKeyId ? "\u0000" : s3.secretAccessKey);
+  const response = await fetch(link.url);
+  expect(response.status).toBe(200);
+  const gz = new Uint8Array(await response.arrayBuffer());
+  expect(gz.length).toBe(link.size);
+  return { bytes: new Uint8Array(gunzipSync(gz)), response };
+}
+
+describe("round trip", () => {
+  const sizes = [
+    { label: "tiny", options: { rows: 3 } },
+    { label: "~1 MiB", options: { rows: 500, targetBytes: 1024 * 1024 } },
+    { label: "≥ 25 MiB (multipart)", options: { rows: 2000, targetBytes: 26 * 1024 * 1024 } },
+  ];
+
+  for (const { label, options } of sizes) {
+    it(`backs up a ${label} database and the signed link downloads exactly it`, async () => {
+      const name = `rt-${label.replace(/[^a-z0-9]+/gi, "").toLowerCase() || "x"}`;
+      const path = join(dir, `${name}.db`);
+      const source = await writeDatabase(path, options);
+      const env = { BACKUP_SOURCE: path, BACKUP_NAME: name, CHECK: "full", VERIFY: "full" };
+
+      const manifest = await setup(env).runner.run();
+      expect(manifest.key).toMatch(new RegExp(`^backups/${name}/${name}-\\d{4}-\\d{2}-\\d{2}T\\d{2}-\\d{2}-\\d{2}-\\d{3}Z-[0-9a-f]{6}\\.sqlite\\.gz$`));
+      expect(manifest.bytes).toBe(source.length);
+      expect(manifest.sha256).toBe(sha256(source));
+      if (options.targetBytes && options.targetBytes > 20 * 1024 * 1024) expect(manifest.gzipBytes).toBeGreaterThan(MIN_PART_SIZE);
+
+      const { bytes, response } = await downloadViaLink(env);
+      expect(response.headers.get("content-disposition") ?? "").toContain(manifest.file);
+      expect(sha256(bytes)).toBe(sha256(source));
+      expect(await integrityCheck(bytes)).toBe("ok");
+      expect(await dumpTables(bytes)).toEqual(await dumpTables(source));
+
+      const head = await setup(env).store.head(manifest.key);
+      expect(head?.metadata).toEqual({
+        sha256: manifest.sha256,
+        bytes: String(source.length),
+        "page-size": "4096",
+        "page-count": String(source.length / 4096),
+        "sqlite-version": manifest.sqliteVersion,
+        format: "sqlite3+gzip",
+      });
+      expect(head?.contentType).toBe("application/gzip");
+      expect(head?.size).toBe(manifest.gzipBytes);
+
+      const cli = sqliteCli();
+      if (cli) {
+        const restored = join(dir, `${name}.restored.db`);
+        await writeFile(restored, bytes);
+        expect(cli(restored, "PRAGMA integrity_check")).toBe("ok");
+        expect(cli(restored, ".dump")).toBe(cli(path, ".dump"));
+      }
+    });
+  }
+
+  it("backs up a checkpointed WAL-mode database as a rollback-journal image with the same rows", async () => {
+    const path = join(dir, "walhdr.db");
+    const source = await writeDatabase(path, { rows: 50, walHeader: true });
+    const env = { BACKUP_SOURCE: path };
+    const manifest = await setup(env).runner.run();
+    expect(manifest.name).toBe("walhdr");
+    const { bytes } = await downloadViaLink(env);
+    expect([bytes[18], bytes[19]]).toEqual([1, 1]);
+    expect(sha256(bytes)).toBe(manifest.sha256);
+    expect(bytes.subarray(20)).toEqual(source.subarray(20));
+    expect(await integrityCheck(bytes)).toBe("ok");
+  });
+});
+
+describe("retention", () => {
+  it("keeps the newest MAX_COUNT and never touches objects it did not write", async () => {
+    const path = join(dir, "ret.db");
+    await writeDatabase(path, { rows: 10 });
+    const foreign = [
+      "backups/ret/notes.txt",
+      "backups/ret/ret-garbage.sqlite.gz",
+      "backups/ret/ret-2020-01-01T00-00-00-000Z-abcdef.sqlite.gz.bak",
+      "backups/ret/nested/ret-2020-01-01T00-00-00-000Z-abcdef.sqlite.gz",
+      "backups/ret-2020-01-01T00-00-00-000Z-abcdef.sqlite.gz",
+    ];
+    for (const Key of foreign) await s3.client.send(new PutObjectCommand({ Bucket: s3.bucket, Key, Body: "not ours" }));
+    const other = setup({ BACKUP_SOURCE: path, BACKUP_NAME: "ret2", MAX_COUNT: "3" });
+    const otherKeys = [(await other.runner.run()).key, (await other.runner.run()).key];
+
+    const { runner, config, store } = setup({ BACKUP_SOURCE: path, BACKUP_NAME: "ret", MAX_COUNT: "3" });
+    const manifests: Manifest[] = [];
+    for (let i = 0; i < 5; i++) manifests.push(await runner.run());
+
+    const ours = manifests.map((m) => m.key);
+    expect(manifests.map((m) => m.pruned)).toEqual([[], [], [], [ours[0]], [ours[1]]]);
+    const listed = await listBackups(store, config);
+    expect(listed.map((b) => b.key)).toEqual([ours[4], ours[3], ours[2]]);
+    expect(await s3.keys("backups/ret")).toEqual([...foreign, ...otherKeys, ours[2], ours[3], ours[4]].sort());
+  });
+});
+
+describe("failures leave earlier backups and nothing half-written", () => {
+  let good: Manifest;
+  let goodPath: string;
+
+  beforeAll(async () => {
+    goodPath = join(dir, "fail.db");
+    await writeDatabase(goodPath, { rows: 20 });
+    good = await setup({ BACKUP_SOURCE: goodPath, BACKUP_NAME: "fail" }).runner.run();
+  });
+
+  async function expectCleanFailure(run: () => Promise<unknown>, code: string, message: RegExp): Promise<BackupError> {
+    const err = await run().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(BackupError);
+    const be = err as BackupError;
+    expect(be.code).toBe(code);
+    expect(be.message).toMatch(message);
+    expect(be.message).not.toContain(s3.secretAccessKey === "S3RVER" ? "\u0000" : s3.secretAccessKey);
+    expect(await s3.keys("backups/fail/")).toEqual([good.key]);
+    expect(await s3.uploads()).toEqual([]);
+    return be;
+  }
+
+  async function corruptIndexPage(bytes: Uint8Array): Promise<Uint8Array> {
+    const SQL = await sqlJs();
+    const db = new SQL.Database(bytes);
+    const root = Number(db.exec("SELECT rootpage FROM sqlite_schema WHERE name = 'events_user'")[0]?.values[0]?.[0]);
+    db.close();
+    const out = bytes.slice();
+    const at = (root - 1) * 4096;
+    // Cell count 0xffff and a cell pointer past the page: a b-tree page SQLite must reject.
+    out.set([0x0a, 0x00, 0x00, 0xff, 0xff, 0xff, 0xf0, 0x00], at);
+    return out;
+  }
+
+  const cases: { label: string; code: string; message: RegExp; make: (path: string) => Promise<Record<string, string>> }[] = [
+    { label: "an empty file", code: "SOURCE_EMPTY", message: /empty/, make: async (p) => (await writeFile(p, ""), {}) },
+    { label: "a text file", code: "NOT_SQLITE", message: /not a SQLite database/, make: async (p) => (await writeFile(p, "<html>hello</html>\n".repeat(100)), {}) },
+    {
+      label: "a truncated database",
+      code: "SQLITE_TRUNCATED",
+      message: /truncated/,
+      make: async (p) => {
+        const db = await makeDatabase({ rows: 300, targetBytes: 200_000 });
+        await writeFile(p, db.subarray(0, db.length - 4096));
+        return {};
+      },
+    },
+    {
+      label: "a database with a corrupt b-tree",
+      code: "SQLITE_CORRUPT",
+      message: /quick_check|malformed|corrupt/i,
+      make: async (p) => (await writeFile(p, await corruptIndexPage(await makeDatabase({ rows: 3000 }))), {}),
+    },
+    {
+      label: "a database with uncheckpointed WAL frames",
+      code: "WAL_NOT_APPLIED",
+      message: /committed WAL frames are not applied yet/,
+      make: async (p) => {
+        await writeDatabase(p, { rows: 5 });
+        await writeFile(`${p}-wal`, new Uint8Array(4096 + 32).fill(7));
+        return {};
+      },
+    },
+    { label: "a missing file", code: "SOURCE_NOT_FOUND", message: /does not exist/, make: async () => ({}) },
+    {
+      label: "a file over MAX_BYTES",
+      code: "SOURCE_TOO_LARGE",
+      message: /MAX_BYTES/,
+      make: async (p) => (await writeDatabase(p, { rows: 100 }), { MAX_BYTES: "8192" }),
+    },
+    {
+      label: "a missing bucket",
+      code: "STORE_BUCKET_MISSING",
+      message: /bucket "no-such-bucket-\w+" does not exist/,
+      make: async (p) => (await writeDatabase(p, { rows: 5 }), { S3_BUCKET: `no-such-bucket-${Date.now()}` }),
+    },
+    {
+      label: "wrong credentials",
+      code: "STORE_AUTH",
+      message: /S3_SECRET_ACCESS_KEY/,
+      make: async (p) => (await writeDatabase(p, { rows: 5 }), { S3_SECRET_ACCESS_KEY: "definitely-wrong-secret" }),
+    },
+  ];
+
+  for (const c of cases) {
+    it(`fails cleanly on ${c.label}`, async () => {
+      const path = join(dir, `case-${c.code}.db`);
+      const extra = await c.make(path);
+      const err = await expectCleanFailure(() => setup({ BACKUP_SOURCE: path, BACKUP_NAME: "fail", ...extra }).runner.run(), c.code, c.message);
+      expect(err.status).toBeGreaterThanOrEqual(400);
+      expect(err.message).not.toContain("definitely-wrong-secret");
+    });
+  }
+
+  it("aborts the multipart upload when compression fails after parts were uploaded", async () => {
+    const path = join(dir, "midway.db");
+    await writeDatabase(path, { rows: 100, targetBytes: 24 * 1024 * 1024 });
+    let fedBytes = 0;
+    const failing: Runtime = {
+      ...runtime,
+      gzip(level) {
+        const inner = runtime.gzip(level);
+        const gate = new TransformStream<Uint8Array, Uint8Array>({
+          transform(chunk, controller) {
+            fedBytes += chunk.byteLength;
+            if (fedBytes > 18 * 1024 * 1024) throw new Error("injected compression failure");
+            controller.enqueue(chunk);
+          },
+        });
+        return { writable: gate.writable, readable: gate.readable.pipeThrough(inner) };
+      },
+    };
+    let partsSent = 0;
+    const { config, store } = setup({ BACKUP_SOURCE: path, BACKUP_NAME: "fail" });
+    const source = createSource(config.source, { files: nodeFiles });
+    const countingStore = {
+      ...store,
+      upload: (key: string, body: ReadableStream<Uint8Array>, opts: Parameters<typeof store.upload>[2]) =>
+        store.upload(key, body, { ...opts, onProgress: (n) => ((partsSent = n), opts.onProgress?.(n)) }),
+    };
+    const runner = createBackupRunner({ config, runtime: failing, store: countingStore, source });
+    await expectCleanFailure(() => runner.run(), "UPLOAD_FAILED", /injected compression failure/);
+    expect(partsSent).toBeGreaterThan(MIN_PART_SIZE);
+  });
+});
+
+describe("logs", () => {
+  it("report progress and never contain the secret key", () => {
+    const messages = logLines.map((l) => JSON.parse(l) as { msg: string });
+    expect(messages.some((m) => m.msg === "backup finished")).toBe(true);
+    expect(messages.some((m) => m.msg === "uploading")).toBe(true);
+    if (s3.secretAccessKey !== s3.accessKeyId) expect(logLines.join("\n")).not.toContain(s3.secretAccessKey);
+  });
+});

@@ -1,0 +1,14 @@
+import { defineConfig } from "vitest/config";
+
+// `npm run test:integration`: the same suites against an external S3 server named by
+// S3_TEST_ENDPOINT (Swift in CI, MinIO locally), and the sqlite3 CLI cross-checks are required.
+export default defineConfig({
+  test: {
+    include: ["test/**/*.test.ts"],
+    setupFiles: ["test/helpers/require-integration-env.ts"],
+    testTimeout: 120_000,
+    hookTimeout: 120_000,
+    pool: "forks",
+    env: { REQUIRE_SQLITE_CLI: "1" },
+  },
+});
