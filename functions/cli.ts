@@ -14,6 +14,8 @@ const USAGE = `usage: npm run cli -- <command>
   link [file|latest]     print a signed download link (default: latest)
 configuration comes from the environment; see README.md`;
 
+const COMMANDS = ["backup", "list", "link"];
+
 export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const { positionals, values } = parseArgs({
     args: argv,
@@ -24,6 +26,10 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
   if (values.help || !command) {
     process.stdout.write(`${USAGE}\n`);
     return command || values.help ? 0 : 2;
+  }
+  if (!COMMANDS.includes(command)) {
+    process.stderr.write(`error: unknown command "${command}" (commands: ${COMMANDS.join(", ")}; --help for usage)\n`);
+    return 2;
   }
   const ctx = await createNodeContext(env);
   switch (command) {
@@ -45,7 +51,6 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       return 0;
     }
     default:
-      process.stderr.write(`unknown command "${command}"\n${USAGE}\n`);
       return 2;
   }
 }
