@@ -56,6 +56,7 @@ export const LINK_TTL_MAX_SECONDS = 604_800; // presigned SigV4 URLs cannot outl
 /** The single-buffer ceiling: typed arrays and sql.js's in-memory file cannot exceed it. */
 export const MAX_BYTES_CEILING = 2 ** 32 - 1;
 
+const BUCKET_PATTERN = /^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$/;
 const CRON_FIELD = /^[\d*/,\-A-Za-z?LW#]+$/;
 
 // Empty strings count as unset: `FOO=` in a .env file means "no value", not "invalid".
@@ -83,15 +84,16 @@ const bool = (fallback: boolean | undefined) =>
   optional()
     .transform((v) => (v === undefined ? fallback : v))
     .pipe(
-      z.union([z.boolean(), z.enum(["true", "false", "1", "0"], { error: "must be true or false" })]).optional(),
+      z.union([z.boolean(), z.enum(["true", "false", "1", "0"])], { error: "must be true or false" }).optional(),
     )
     .transform((v) => (v === undefined ? undefined : v === true || v === "true" || v === "1"));
 
 const httpUrl = (what: string) =>
   optional().refine((v) => v === undefined || isHttpUrl(v), `must be an http(s) URL of ${what}`);
 
-const schema = z.object({
-  BACKUP_SOURCE: optional().refine((v) => v !== undefined, "is required: a file path, file:///abs/path.db, http(s):// URL or s3://bucket/key"),
+// One schema per variable, parsed one by one so that every problem is reported at once.
+const fields = {
+  BACKUP_SOURCE: optional(),
   BACKUP_SOURCE_HEADERS: optional()
     .transform((v, ctx) => {
       if (v === undefined) return {};
@@ -112,13 +114,14 @@ const schema = z.object({
   S3_REGION: withDefault("us-east-1")
     .pipe(z.string().regex(/^[a-z0-9-]{1,32}$/, "must be a region name such as us-east-1 or auto")),
   S3_BUCKET: optional().refine(
-    (v) => v === undefined || /^[a-z0-9][a-z0-9.\-_]{1,254}$/.test(v),
-    "must be a bucket name (3-255 lowercase letters, digits, '.', '-', '_')",
+    (v) => v === undefined || BUCKET_PATTERN.test(v),
+    "must be a bucket name (3-63 lowercase letters, digits, '.', '-', '_')",
   ),
+  // Empty counts as unset (the default); there is no way to ask for "no prefix" on purpose.
   S3_PREFIX: withDefault("backups/")
-    .transform((v) => (v === "" || v.endsWith("/") ? v : `${v}/`))
+    .transform((v) => (v.endsWith("/") ? v : `${v}/`))
     .refine(
-      (v) => v === "" || (/^[A-Za-z0-9!_.*'()/-]+$/.test(v) && !v.startsWith("/") && !v.split("/").some((s) => s === "." || s === "..") && !v.includes("//")),
+      (v) => /^[A-Za-z0-9!_.*'()/-]+$/.test(v) && !v.startsWith("/") && !v.split("/").some((s) => s === "." || s === "..") && !v.includes("//"),
       "must be a relative key prefix such as backups/ (letters, digits, !_.*'()-, '/' between segments, no '..')",
     ),
   S3_ACCESS_KEY_ID: optional(),
@@ -138,7 +141,8 @@ const schema = z.object({
   MAX_BYTES: optional(),
   PORT: integer(1, 65_535, 8787),
   HOST: withDefault("127.0.0.1"),
-});
+};
+type Fields = { [K in keyof typeof fields]: z.output<(typeof fields)[K]> };
 
 export function isHttpUrl(value: string): boolean {
   try {
@@ -151,54 +155,57 @@ export function isHttpUrl(value: string): boolean {
 
 /** Parse the environment. Throws one BackupError (CONFIG_INVALID) listing every problem. */
 export function parseConfig(env: Env, defaults: RuntimeDefaults): Config {
-  const result = schema.safeParse(env);
   const problems: string[] = [];
-  if (!result.success) {
-    for (const issue of result.error.issues) {
-      const variable = String(issue.path[0] ?? "configuration");
-      problems.push(describe(variable, issue.message, env[variable]));
-    }
+  const parsed: Partial<Record<keyof Fields, unknown>> = {};
+  for (const [variable, schema] of Object.entries(fields) as [keyof Fields, z.ZodType][]) {
+    const r = schema.safeParse(env[variable]);
+    if (r.success) parsed[variable] = r.data;
+    else for (const issue of r.error.issues) problems.push(describe(variable, issue.message, env[variable]));
   }
-
+  const v = parsed as Partial<Fields>;
   const maxBytes = parseMaxBytes(env.MAX_BYTES, defaults.maxBytes, problems);
-  if (!result.success || problems.length > 0) throw configError(problems);
-  const v = result.data;
 
-  const source = parseSource(v.BACKUP_SOURCE!, v.BACKUP_SOURCE_HEADERS, problems);
-  if (v.S3_ENDPOINT && (!v.S3_ACCESS_KEY_ID || !v.S3_SECRET_ACCESS_KEY)) {
+  const source =
+    v.BACKUP_SOURCE === undefined
+      ? (problems.push("BACKUP_SOURCE is required: a file path, file:///abs/path.db, http(s):// URL or s3://bucket/key"), undefined)
+      : "BACKUP_SOURCE_HEADERS" in v
+        ? parseSource(v.BACKUP_SOURCE, v.BACKUP_SOURCE_HEADERS ?? {}, problems)
+        : undefined;
+  if (env.S3_ENDPOINT?.trim() && (!v.S3_ACCESS_KEY_ID || !v.S3_SECRET_ACCESS_KEY)) {
     problems.push("S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY are required when S3_ENDPOINT is set");
   } else if (Boolean(v.S3_ACCESS_KEY_ID) !== Boolean(v.S3_SECRET_ACCESS_KEY)) {
     problems.push("S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY must be set together (or both unset to use the AWS default credential chain)");
   }
-  if (!v.S3_BUCKET) problems.push("S3_BUCKET is required (the bucket that receives the backups)");
+  if (!env.S3_BUCKET?.trim()) problems.push("S3_BUCKET is required (the bucket that receives the backups)");
   const name = v.BACKUP_NAME ?? (source ? deriveName(source) : undefined);
-  if (source && name === undefined) {
+  if (source && name === undefined && !env.BACKUP_NAME?.trim()) {
     problems.push("BACKUP_NAME is required: no valid name could be derived from BACKUP_SOURCE (use lowercase letters, digits, '.', '_', '-')");
   }
   if (problems.length > 0 || !source || !name) throw configError(problems);
+  const c = v as Fields;
 
   return {
     source,
     name,
     s3: {
-      ...(v.S3_ENDPOINT ? { endpoint: v.S3_ENDPOINT } : {}),
-      region: v.S3_REGION,
-      bucket: v.S3_BUCKET!,
-      prefix: v.S3_PREFIX,
-      ...(v.S3_ACCESS_KEY_ID ? { accessKeyId: v.S3_ACCESS_KEY_ID } : {}),
-      ...(v.S3_SECRET_ACCESS_KEY ? { secretAccessKey: v.S3_SECRET_ACCESS_KEY } : {}),
-      forcePathStyle: v.S3_FORCE_PATH_STYLE ?? Boolean(v.S3_ENDPOINT),
+      ...(c.S3_ENDPOINT ? { endpoint: c.S3_ENDPOINT } : {}),
+      region: c.S3_REGION,
+      bucket: c.S3_BUCKET!,
+      prefix: c.S3_PREFIX,
+      ...(c.S3_ACCESS_KEY_ID ? { accessKeyId: c.S3_ACCESS_KEY_ID } : {}),
+      ...(c.S3_SECRET_ACCESS_KEY ? { secretAccessKey: c.S3_SECRET_ACCESS_KEY } : {}),
+      forcePathStyle: c.S3_FORCE_PATH_STYLE ?? Boolean(c.S3_ENDPOINT),
     },
-    maxCount: v.MAX_COUNT,
-    ...(v.API_KEY ? { apiKey: v.API_KEY } : {}),
-    linkTtlSeconds: v.LINK_TTL_SECONDS,
-    gzipLevel: v.GZIP_LEVEL,
-    check: v.CHECK,
-    verify: v.VERIFY,
-    schedule: v.SCHEDULE,
+    maxCount: c.MAX_COUNT,
+    ...(c.API_KEY ? { apiKey: c.API_KEY } : {}),
+    linkTtlSeconds: c.LINK_TTL_SECONDS,
+    gzipLevel: c.GZIP_LEVEL,
+    check: c.CHECK,
+    verify: c.VERIFY,
+    schedule: c.SCHEDULE,
     maxBytes,
-    port: v.PORT,
-    host: v.HOST,
+    port: c.PORT,
+    host: c.HOST,
   };
 }
 
@@ -214,8 +221,8 @@ function parseMaxBytes(raw: string | undefined, fallback: number, problems: stri
 
 function parseSource(raw: string, headers: Record<string, string>, problems: string[]): SourceSpec | undefined {
   if (/^s3:\/\//i.test(raw)) {
-    const m = /^s3:\/\/([a-z0-9][a-z0-9.\-_]{1,254})\/(.+)$/i.exec(raw);
-    if (!m) {
+    const m = /^s3:\/\/([^/]+)\/(.+)$/.exec(raw);
+    if (!m || !BUCKET_PATTERN.test(m[1]!)) {
       problems.push(describe("BACKUP_SOURCE", "must look like s3://bucket/path/to/db.sqlite", raw));
       return undefined;
     }
@@ -247,7 +254,7 @@ function parseSource(raw: string, headers: Record<string, string>, problems: str
 
 /** `/data/My App.sqlite3` → `my-app`: the base name without extension, made key-safe. */
 export function deriveName(source: SourceSpec): string | undefined {
-  const raw = source.kind === "file" ? source.path : source.kind === "s3" ? source.key : new URL(source.url).pathname;
+  const raw = source.kind === "file" ? source.path : source.kind === "s3" ? source.key : safeDecode(new URL(source.url).pathname);
   const base = raw.split(/[\\/]/).filter(Boolean).pop() ?? "";
   const stem = base.includes(".") ? base.slice(0, base.lastIndexOf(".")) : base;
   const name = stem
@@ -258,9 +265,19 @@ export function deriveName(source: SourceSpec): string | undefined {
   return NAME_PATTERN.test(name) ? name : undefined;
 }
 
+function safeDecode(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}
+
 function describe(variable: string, message: string, value: string | undefined): string {
   const secret = (SECRET_VARIABLES as readonly string[]).includes(variable);
-  const shown = value === undefined || value.trim() === "" || secret ? "" : ` (got ${JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value)})`;
+  // URLs may carry credentials even when they are invalid: never echo userinfo or queries.
+  const safe = value?.replace(/\/\/[^/@\s]*@/g, "//[redacted]@").replace(/\?.*$/s, "?[redacted]");
+  const shown = safe === undefined || safe.trim() === "" || secret ? "" : ` (got ${JSON.stringify(safe.length > 80 ? `${safe.slice(0, 80)}…` : safe)})`;
   return `${variable} ${message}${shown}`;
 }
 

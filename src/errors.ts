@@ -24,6 +24,11 @@ export type ErrorCode =
   | "VERIFY_FAILED"
   | "BACKUP_NOT_FOUND"
   | "INVALID_BACKUP_FILE"
+  | "BACKUP_RUNNING"
+  | "UNAUTHORIZED"
+  | "API_DISABLED"
+  | "NOT_FOUND"
+  | "BAD_REQUEST"
   | "INTERNAL";
 
 export class BackupError extends Error {

@@ -24,12 +24,18 @@ export interface JsonLoggerOptions {
 }
 
 export function redact(text: string, secrets: readonly string[]): string {
+  // Longest first, so a secret that contains another is masked whole.
+  const ordered = [...new Set(secrets)].filter((s) => s.length >= 4).sort((a, b) => b.length - a.length);
   let out = text;
-  for (const s of secrets) {
-    if (s.length >= 4) out = out.split(s).join("[redacted]");
-    // JSON escaping could hide a secret with quotes or backslashes from the plain search.
-    const escaped = JSON.stringify(s).slice(1, -1);
-    if (escaped !== s && escaped.length >= 4) out = out.split(escaped).join("[redacted]");
+  for (const s of ordered) {
+    // JSON escaping (once per level of nesting) could hide a secret with quotes or backslashes.
+    let form = s;
+    for (let depth = 0; depth < 4; depth++) {
+      out = out.split(form).join("[redacted]");
+      const escaped = JSON.stringify(form).slice(1, -1);
+      if (escaped === form) break;
+      form = escaped;
+    }
   }
   return out;
 }
@@ -40,7 +46,9 @@ export function jsonLogger(options: JsonLoggerOptions, base: Fields = {}): Logge
   const secrets = options.secrets ?? [];
   const emit = (level: Level, msg: string, fields?: Fields) => {
     if (LEVELS[level] < min) return;
-    const line = JSON.stringify({ time: now().toISOString(), level, msg, ...base, ...fields }, errorReplacer);
+    // Fields cannot overwrite the line's own time, level and msg.
+    const { time: _t, level: _l, msg: _m, ...extra } = { ...base, ...fields };
+    const line = JSON.stringify({ time: now().toISOString(), level, msg, ...extra }, errorReplacer);
     options.write(redact(line, secrets), level);
   };
   return {
