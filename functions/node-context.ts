@@ -24,6 +24,6 @@ export async function createNodeContext(env: Env, logger?: Logger): Promise<Node
   const log = logger ?? stderrLogger(secretsOf(config));
   const runtime = await createNodeRuntime(log);
   const store = createS3Store(config.s3);
-  const source = createSource(config.source, { files: nodeFiles });
+  const source = createSource(config.source, { files: nodeFiles, s3: config.s3 });
   return { config, logger: log, runtime, store, backup: createBackupRunner({ config, runtime, store, source }) };
 }

@@ -29,6 +29,7 @@ export type ErrorCode =
   | "API_DISABLED"
   | "NOT_FOUND"
   | "BAD_REQUEST"
+  | "BODY_TOO_LARGE"
   | "INTERNAL";
 
 export class BackupError extends Error {

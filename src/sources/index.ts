@@ -1,15 +1,25 @@
 /**
- * BACKUP_SOURCE → a Source. Runtime capabilities (a file system on Node) are passed in;
- * a runtime without one gets a clear error instead of a missing import.
+ * BACKUP_SOURCE → a Source. Runtime capabilities (a file system on Node, fetch, the S3
+ * settings) are passed in; a runtime without one gets a clear error instead of a missing import.
  */
-import type { SourceSpec } from "../config.js";
+import type { S3Config, SourceSpec } from "../config.js";
 import { BackupError } from "../errors.js";
+import { createS3Client } from "../store/s3.js";
 import { fileSource, type FileAccess } from "./file.js";
+import { s3Source } from "./s3.js";
 import type { Source } from "./source.js";
+import { urlSource } from "./url.js";
 
 export interface SourceCapabilities {
   files?: FileAccess;
+  /** Defaults to the global fetch. */
+  fetch?: typeof fetch;
+  /** Endpoint, region and credentials for s3:// sources (the bucket comes from BACKUP_SOURCE). */
+  s3?: S3Config;
 }
+
+// Called through a wrapper: on Workers, a detached `fetch` called with the wrong `this` throws "Illegal invocation".
+const globalFetch: typeof fetch = (input, init) => globalThis.fetch(input, init);
 
 export function createSource(spec: SourceSpec, caps: SourceCapabilities): Source {
   switch (spec.kind) {
@@ -19,11 +29,11 @@ export function createSource(spec: SourceSpec, caps: SourceCapabilities): Source
       }
       return fileSource(caps.files, spec.path);
     case "url":
+      return urlSource(caps.fetch ?? globalFetch, spec.url, spec.headers);
     case "s3":
-      throw new BackupError(
-        "SOURCE_UNSUPPORTED",
-        `BACKUP_SOURCE of kind ${spec.kind} is not supported by this version yet: use a file path.`,
-        500,
-      );
+      if (!caps.s3) {
+        throw new BackupError("SOURCE_UNSUPPORTED", "BACKUP_SOURCE is an s3:// URL, but no S3 settings were passed to read it with.", 500);
+      }
+      return s3Source(createS3Client({ ...caps.s3, bucket: spec.bucket }), spec.bucket, spec.key);
   }
 }
