@@ -1,0 +1,134 @@
+/**
+ * The HTTP API: one Hono app on web-standard Request/Response, so the same object serves
+ * Cloudflare Workers (`fetch`) and Node (@hono/node-server). Routes and schemas are in
+ * routes.ts, authentication in auth.ts, the error shape in errors.ts.
+ *
+ *   GET  /health                  200 {"status":"ok"}                      (no auth)
+ *   POST /backups                 201 manifest, 409 BACKUP_RUNNING
+ *   GET  /backups                 200 {"backups":[…]} newest first
+ *   GET  /backups/latest/link     200 {url,key,expiresAt,size} | 302 with ?redirect=1
+ *   GET  /backups/{file}/link     same; 400 INVALID_BACKUP_FILE, 404 BACKUP_NOT_FOUND
+ *   GET  /status                  200 status
+ *   GET  /openapi.json            the OpenAPI 3 document of these routes   (no auth)
+ */
+import { OpenAPIHono } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import { BackupError } from "../errors.js";
+import { parseFile } from "../keys.js";
+import type { Logger } from "../log.js";
+import type { BackupService } from "../service.js";
+import { accessLog } from "./access-log.js";
+import { requireApiKey } from "./auth.js";
+import { bodyLimit } from "./body-limit.js";
+import { createErrorHandler, HttpError, notFoundHandler, validationHook } from "./errors.js";
+import { responseHeaders } from "./headers.js";
+import {
+  createBackupRoute,
+  fileLinkRoute,
+  healthRoute,
+  latestLinkRoute,
+  listBackupsRoute,
+  openApiRoute,
+  securitySchemes,
+  statusRoute,
+} from "./routes.js";
+
+export interface ApiDeps {
+  service: BackupService;
+  /** API_KEY; unset = every protected route answers 403 API_DISABLED. */
+  apiKey?: string;
+  logger: Logger;
+}
+
+export const API_TITLE = "sqlite-edge-backup";
+export const API_VERSION = "1.0.0";
+/** Longer than any valid file name (63-character name + 40); checked before the pattern. */
+const MAX_FILE_LENGTH = 128;
+
+export function createApp(deps: ApiDeps): OpenAPIHono {
+  const { service, logger } = deps;
+  const name = service.status().name;
+  const auth = requireApiKey(deps.apiKey);
+  const app = new OpenAPIHono({ defaultHook: validationHook });
+
+  app.use("*", accessLog(logger));
+  app.use("*", responseHeaders());
+  app.use("*", bodyLimit());
+  app.onError(createErrorHandler(logger));
+  app.notFound(notFoundHandler);
+
+  for (const [id, scheme] of Object.entries(securitySchemes)) app.openAPIRegistry.registerComponent("securitySchemes", id, scheme);
+
+  app.openapi(healthRoute, (c) => c.json({ status: "ok" as const }, 200));
+
+  app.openapi({ ...createBackupRoute, middleware: auth }, async (c) => {
+    try {
+      const manifest = await service.backup();
+      c.header("Location", `/backups/${manifest.file}/link`);
+      return c.json(manifest, 201);
+    } catch (err) {
+      throw withRunningSince(err, service);
+    }
+  });
+
+  app.openapi({ ...listBackupsRoute, middleware: auth }, async (c) => c.json({ backups: await service.list() }, 200));
+
+  // Registered before {file}: both match /backups/latest/link and the first one answers.
+  app.openapi({ ...latestLinkRoute, middleware: auth }, async (c) => link(c, "latest", c.req.valid("query").redirect));
+
+  app.openapi({ ...fileLinkRoute, middleware: auth }, async (c) => {
+    const { file } = c.req.valid("param");
+    if (file !== "latest") assertBackupFile(name, file);
+    return link(c, file, c.req.valid("query").redirect);
+  });
+
+  // A {file} that spans several path segments (/backups/a/b/link) is an invalid file name,
+  // not an unknown route. Not part of the document.
+  app.get("/backups/:file{.+}/link", auth, () => {
+    throw invalidFile(name);
+  });
+
+  app.openapi({ ...statusRoute, middleware: auth }, (c) => c.json(service.status(), 200));
+
+  let document: ReturnType<typeof app.getOpenAPIDocument> | undefined;
+  app.openapi(openApiRoute, (c) => {
+    document ??= app.getOpenAPIDocument({
+      openapi: "3.0.3",
+      info: {
+        title: API_TITLE,
+        version: API_VERSION,
+        description: `Backups of the SQLite database "${name}" to S3-compatible storage. Protected routes take "Authorization: Bearer <API_KEY>" or "X-API-Key: <API_KEY>".`,
+      },
+      tags: [{ name: "backups" }, { name: "meta" }],
+    });
+    return c.json(document as unknown as Record<string, unknown>, 200);
+  });
+
+  async function link(c: Context, which: string, redirect: string | undefined) {
+    const found = await service.link(which);
+    if (redirect === "1" || redirect === "true") return c.redirect(found.url, 302);
+    return c.json(found, 200);
+  }
+
+  return app;
+}
+
+function invalidFile(name: string): HttpError {
+  return new HttpError(
+    400,
+    "INVALID_BACKUP_FILE",
+    `the {file} path parameter is not a backup file name of "${name}": expected ${name}-YYYY-MM-DDTHH-MM-SS-mmmZ-xxxxxx.sqlite.gz (the key's last segment, as listed by GET /backups) or "latest".`,
+  );
+}
+
+/** Validation before any store call: exactly this name's key pattern, one path segment. */
+function assertBackupFile(name: string, file: string): void {
+  if (file.length > MAX_FILE_LENGTH || !parseFile(name, file)) throw invalidFile(name);
+}
+
+/** 409 BACKUP_RUNNING gains `runningSince` (the message already names the start time). */
+function withRunningSince(err: unknown, service: BackupService): unknown {
+  if (!(err instanceof BackupError) || err.code !== "BACKUP_RUNNING") return err;
+  const since = service.status().runningSince;
+  return new HttpError(err.status, err.code, err.message, { details: since ? { runningSince: since } : {}, cause: err });
+}

@@ -1,0 +1,220 @@
+/**
+ * The HTTP API's routes as data: paths, methods, parameters and response schemas (zod),
+ * from which both the request validation and GET /openapi.json are generated. Handlers live
+ * in app.ts; nothing here does I/O.
+ */
+import { createRoute, z } from "@hono/zod-openapi";
+import { API_KEY_HEADER } from "./auth.js";
+
+export const BEARER_SCHEME = "bearerAuth";
+export const API_KEY_SCHEME = "apiKeyHeader";
+/** Either credential is enough (OpenAPI: alternatives are separate requirement objects). */
+const PROTECTED: Record<string, string[]>[] = [{ [BEARER_SCHEME]: [] }, { [API_KEY_SCHEME]: [] }];
+
+export const securitySchemes = {
+  [BEARER_SCHEME]: { type: "http", scheme: "bearer", description: "Authorization: Bearer <API_KEY>" },
+  [API_KEY_SCHEME]: { type: "apiKey", in: "header", name: API_KEY_HEADER, description: `${API_KEY_HEADER}: <API_KEY>` },
+} as const;
+
+// ---------------------------------------------------------------------------------- schemas
+
+export const ErrorSchema = z
+  .object({
+    error: z.object({
+      code: z.string().openapi({ example: "BACKUP_NOT_FOUND" }),
+      message: z.string(),
+      runningSince: z.string().optional().openapi({ description: "With BACKUP_RUNNING: when the running backup started (ISO 8601)." }),
+    }),
+  })
+  .openapi("Error");
+
+export const ManifestSchema = z
+  .object({
+    key: z.string().openapi({ example: "backups/app/app-2026-11-23T10-42-36-123Z-9f3a1c.sqlite.gz" }),
+    file: z.string().openapi({ example: "app-2026-11-23T10-42-36-123Z-9f3a1c.sqlite.gz" }),
+    name: z.string(),
+    bytes: z.number().int().openapi({ description: "Size of the uncompressed image." }),
+    gzipBytes: z.number().int(),
+    sha256: z.string().openapi({ description: "Hex sha256 of the uncompressed image." }),
+    pageSize: z.number().int(),
+    pageCount: z.number().int(),
+    sqliteVersion: z.string(),
+    startedAt: z.string(),
+    durationMs: z.number(),
+    verified: z.enum(["head", "full"]),
+    pruned: z.array(z.string()).openapi({ description: "Keys of old backups removed by retention." }),
+    pruneError: z.string().optional().openapi({ description: "Set when the backup succeeded but removing old backups did not." }),
+  })
+  .openapi("Manifest");
+
+export const BackupEntrySchema = z
+  .object({
+    key: z.string(),
+    file: z.string(),
+    size: z.number().int().openapi({ description: "Size of the stored (gzip) object." }),
+    lastModified: z.string(),
+  })
+  .openapi("BackupEntry");
+
+export const BackupListSchema = z.object({ backups: z.array(BackupEntrySchema) }).openapi("BackupList");
+
+export const LinkSchema = z
+  .object({
+    url: z.string().openapi({ description: "Presigned GET URL of the backup object." }),
+    key: z.string(),
+    expiresAt: z.string(),
+    size: z.number().int(),
+  })
+  .openapi("Link");
+
+const LastRunSchema = z
+  .object({
+    startedAt: z.string(),
+    finishedAt: z.string(),
+    ok: z.boolean(),
+    durationMs: z.number(),
+    key: z.string().optional(),
+    bytes: z.number().int().optional(),
+    gzipBytes: z.number().int().optional(),
+    pruned: z.number().int().optional(),
+    error: z.object({ code: z.string(), message: z.string() }).optional(),
+  })
+  .openapi("LastRun");
+
+export const StatusSchema = z
+  .object({
+    name: z.string(),
+    running: z.boolean(),
+    runningSince: z.string().optional(),
+    lastRun: LastRunSchema.nullable(),
+    nextRun: z.string().nullable(),
+  })
+  .openapi("Status");
+
+export const HealthSchema = z.object({ status: z.literal("ok") }).openapi("Health");
+
+/** The key's last segment; the pattern is checked against this service's BACKUP_NAME in the handler. */
+export const FILE_PATTERN = String.raw`^[a-z0-9][a-z0-9._-]{0,62}-\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}-\d{3}Z-[0-9a-f]{6}\.sqlite\.gz$`;
+
+const FileParams = z.object({
+  file: z.string().openapi({
+    param: { name: "file", in: "path", description: "A backup file name of this service's BACKUP_NAME (the key's last segment)." },
+    pattern: FILE_PATTERN,
+    example: "app-2026-11-23T10-42-36-123Z-9f3a1c.sqlite.gz",
+  }),
+});
+
+const LinkQuery = z.object({
+  redirect: z
+    .enum(["0", "1", "true", "false"])
+    .optional()
+    .openapi({ param: { name: "redirect", in: "query", description: "1 or true: answer 302 with Location = the signed URL." }, example: "1" }),
+});
+
+// --------------------------------------------------------------------------------- responses
+
+const error = (description: string) => ({ description, content: { "application/json": { schema: ErrorSchema } } });
+const AUTH_ERRORS = {
+  401: error("Missing or wrong API key (WWW-Authenticate: Bearer)."),
+  403: error("The API is disabled: no API_KEY is configured (API_DISABLED)."),
+  413: error("Request body larger than 1 KiB."),
+  500: error("Internal or storage error."),
+};
+
+const linkResponses = {
+  200: { description: "A signed download link.", content: { "application/json": { schema: LinkSchema } } },
+  302: {
+    description: "With ?redirect=1: a redirect to the signed URL.",
+    headers: { Location: { description: "The signed URL.", schema: { type: "string" as const } } },
+  },
+  400: error("Invalid parameter (INVALID_BACKUP_FILE, BAD_REQUEST)."),
+  404: error("No such backup (BACKUP_NOT_FOUND)."),
+  ...AUTH_ERRORS,
+};
+
+// ------------------------------------------------------------------------------------ routes
+
+export const healthRoute = createRoute({
+  method: "get",
+  path: "/health",
+  tags: ["meta"],
+  summary: "Liveness check (no authentication).",
+  responses: { 200: { description: "The server is up.", content: { "application/json": { schema: HealthSchema } } } },
+});
+
+export const openApiRoute = createRoute({
+  method: "get",
+  path: "/openapi.json",
+  tags: ["meta"],
+  summary: "This OpenAPI 3 document (no authentication).",
+  responses: {
+    200: {
+      description: "The OpenAPI document, generated from the route definitions.",
+      content: { "application/json": { schema: z.record(z.string(), z.unknown()) } },
+    },
+  },
+});
+
+export const createBackupRoute = createRoute({
+  method: "post",
+  path: "/backups",
+  tags: ["backups"],
+  summary: "Run a backup now; answers when it is uploaded and verified.",
+  description: "Takes no request body. One backup at a time per instance: 409 BACKUP_RUNNING while one runs.",
+  security: PROTECTED,
+  responses: {
+    201: {
+      description: "The backup's manifest.",
+      headers: { Location: { description: "The backup's link route.", schema: { type: "string" as const } } },
+      content: { "application/json": { schema: ManifestSchema } },
+    },
+    409: error("A backup is already running (BACKUP_RUNNING); the error carries runningSince."),
+    ...AUTH_ERRORS,
+    400: error("The source could not be backed up (its code says why)."),
+    502: error("The store failed or could not be reached."),
+  },
+});
+
+export const listBackupsRoute = createRoute({
+  method: "get",
+  path: "/backups",
+  tags: ["backups"],
+  summary: "This name's backups, newest first.",
+  security: PROTECTED,
+  responses: {
+    200: { description: "The backups.", content: { "application/json": { schema: BackupListSchema } } },
+    ...AUTH_ERRORS,
+  },
+});
+
+export const latestLinkRoute = createRoute({
+  method: "get",
+  path: "/backups/latest/link",
+  tags: ["backups"],
+  summary: "A signed download link to the newest backup.",
+  security: PROTECTED,
+  request: { query: LinkQuery },
+  responses: linkResponses,
+});
+
+export const fileLinkRoute = createRoute({
+  method: "get",
+  path: "/backups/{file}/link",
+  tags: ["backups"],
+  summary: "A signed download link to one backup.",
+  security: PROTECTED,
+  request: { params: FileParams, query: LinkQuery },
+  responses: linkResponses,
+});
+
+export const statusRoute = createRoute({
+  method: "get",
+  path: "/status",
+  tags: ["meta"],
+  summary: "Whether a backup runs now, the last run and the next scheduled one.",
+  security: PROTECTED,
+  responses: {
+    200: { description: "The status.", content: { "application/json": { schema: StatusSchema } } },
+    ...AUTH_ERRORS,
+  },
+});
