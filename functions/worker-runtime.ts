@@ -1,0 +1,56 @@
+/**
+ * Workers implementations of what the core needs: sql.js instantiated from the imported
+ * (pre-compiled) .wasm module, CompressionStream gzip, DigestStream sha256, console logs.
+ */
+import initSqlJs from "sql.js/dist/sql-wasm-browser.js";
+import sqlWasm from "sql.js/dist/sql-wasm-browser.wasm";
+import { jsonLogger, type Logger } from "../src/log.js";
+import type { Runtime, Sha256 } from "../src/runtime.js";
+
+// workerd forbids compiling WASM from bytes at run time, so the module wrangler compiled at
+// deploy time is instantiated directly. sql.js's Emscripten glue reads `location`.
+let sqlite: ReturnType<typeof initSqlJs> | undefined;
+function loadSqlite(): ReturnType<typeof initSqlJs> {
+  (globalThis as { location?: unknown }).location ??= { href: "https://worker.invalid/", pathname: "/" };
+  return (sqlite ??= initSqlJs({
+    instantiateWasm(imports: WebAssembly.Imports, done: (instance: WebAssembly.Instance) => void) {
+      WebAssembly.instantiate(sqlWasm, imports).then((instance) => done(instance));
+      return {};
+    },
+  } as Parameters<typeof initSqlJs>[0]));
+}
+
+function digestSha256(): Sha256 {
+  const stream = new crypto.DigestStream("SHA-256");
+  const writer = stream.getWriter();
+  let pending: Promise<void> = Promise.resolve();
+  return {
+    update(data) {
+      pending = writer.write(data);
+    },
+    async digest() {
+      await pending;
+      await writer.close();
+      const bytes = new Uint8Array(await stream.digest);
+      return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+    },
+  };
+}
+
+export function consoleLogger(secrets: readonly string[]): Logger {
+  // Workers Logs index JSON lines written with console.log.
+  return jsonLogger({ write: (line, level) => (level === "error" ? console.error(line) : console.log(line)), secrets });
+}
+
+export async function createWorkerRuntime(logger: Logger): Promise<Runtime> {
+  return {
+    sqlite: await loadSqlite(),
+    // Workers' gzip has a fixed level; GZIP_LEVEL applies on Node only.
+    gzip: () => new CompressionStream("gzip") as unknown as ReadableWritablePair<Uint8Array, Uint8Array>,
+    gunzip: () => new DecompressionStream("gzip") as unknown as ReadableWritablePair<Uint8Array, Uint8Array>,
+    sha256: digestSha256,
+    now: () => new Date(),
+    random: () => crypto.getRandomValues(new Uint32Array(1))[0]! / 2 ** 32,
+    logger,
+  };
+}
