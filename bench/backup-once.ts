@@ -6,9 +6,9 @@ import { createNodeContext } from "../functions/node-context.js";
 import { silentLogger } from "../src/log.js";
 
 const idle = process.memoryUsage().rss;
-const ctx = await createNodeContext(process.env, silentLogger);
+const ctx = await createNodeContext(process.env, { logger: silentLogger });
 const t0 = performance.now();
-const manifest = await ctx.backup.run();
+const manifest = await ctx.service.backup();
 const ms = performance.now() - t0;
 process.stdout.write(
   JSON.stringify({ ms, bytes: manifest.bytes, gzipBytes: manifest.gzipBytes, idleRss: idle, maxRss: process.resourceUsage().maxRSS * 1024 }) + "\n",

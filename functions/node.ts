@@ -1,16 +1,15 @@
 /**
- * `npm start`: the Node server. With no S3 configured it is a zero-configuration demo: an
- * in-process S3 server on 127.0.0.1 (data in .data/), the bundled sample database, one
- * backup right away with a signed link, then backups on SCHEDULE until Ctrl-C.
+ * `npm start`: the Node server (HTTP API + scheduler). With no S3 configured it is a
+ * zero-configuration demo: an in-process S3 server on 127.0.0.1 (data in .data/), the
+ * bundled sample database, a generated API key, one backup right away with a signed link,
+ * and ready-to-paste curl commands for every route. Ctrl-C stops it.
  */
+import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
-import { Cron } from "croner";
-import { createLink } from "../src/catalog.js";
-import type { Env } from "../src/config.js";
 import { redact } from "../src/log.js";
 import { describeError } from "./cli.js";
 import { startEmbeddedS3, type EmbeddedS3 } from "./embedded-s3.js";
-import { createNodeContext } from "./node-context.js";
+import { startServer } from "./node-server.js";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 export const SAMPLE_DB = `${root}sample/sample.db`;
@@ -30,28 +29,37 @@ async function main(): Promise<void> {
     process.stderr.write(`demo: no S3_BUCKET/S3_ENDPOINT set, so using an embedded S3 server at ${embedded.endpoint} (data in .data/s3rver)\n`);
   }
   env.BACKUP_SOURCE ??= SAMPLE_DB;
+  const demoKey = env.API_KEY ? undefined : randomBytes(24).toString("base64url");
+  if (demoKey) env.API_KEY = demoKey;
 
-  const ctx = await createNodeContext(env as Env);
-  const { config, logger } = ctx;
-
-  const manifest = await ctx.backup.run();
-  const link = await createLink(ctx.store, config, "latest", ctx.runtime.now());
-  process.stdout.write(`${JSON.stringify(manifest, null, 2)}\n\n`);
-  process.stdout.write(`Signed download link (valid ${config.linkTtlSeconds} s${embedded ? ", while this process runs" : ""}):\n${link.url}\n\n`);
-  process.stdout.write(`Try it:\n  curl -s '${link.url}' | gunzip > restored.db && sqlite3 restored.db 'PRAGMA integrity_check'\n\n`);
-
-  const job = new Cron(config.schedule, { timezone: "UTC", protect: true }, async () => {
-    try {
-      await ctx.backup.run();
-    } catch {
-      // already logged by the runner with its code; the next tick tries again
-    }
-  });
-  logger.info("scheduler started", { schedule: config.schedule, nextRun: job.nextRun()?.toISOString() });
-  process.stdout.write(`Next scheduled backup: ${job.nextRun()?.toISOString()} (SCHEDULE="${config.schedule}", UTC). Ctrl-C to stop.\n`);
+  const server = await startServer(env);
+  const { ctx, url } = server;
+  const manifest = await ctx.service.backup();
+  const link = await ctx.service.link("latest");
+  const out = (s = "") => process.stdout.write(`${s}\n`);
+  out(JSON.stringify(manifest, null, 2));
+  out();
+  out(`Signed download link (valid ${ctx.config.linkTtlSeconds} s${embedded ? ", while this process runs" : ""}):`);
+  out(link.url);
+  out();
+  out("Check it:");
+  out(`  curl -s '${link.url}' | gunzip > restored.db && sqlite3 restored.db 'PRAGMA integrity_check'`);
+  out();
+  out(`HTTP API on ${url}${demoKey ? ` — demo API key (generated for this run): ${demoKey}` : " — API key: $API_KEY"}`);
+  const auth = `-H 'Authorization: Bearer ${demoKey ?? "$API_KEY"}'`;
+  out(`  curl -s ${url}/health`);
+  out(`  curl -s -X POST ${auth} ${url}/backups`);
+  out(`  curl -s ${auth} ${url}/backups`);
+  out(`  curl -s ${auth} ${url}/backups/latest/link`);
+  out(`  curl -s ${auth} ${url}/backups/${manifest.file}/link`);
+  out(`  curl -sL ${auth} '${url}/backups/latest/link?redirect=1' | gunzip > latest.db && sqlite3 latest.db 'PRAGMA integrity_check'`);
+  out(`  curl -s ${auth} ${url}/status`);
+  out(`  curl -s ${url}/openapi.json`);
+  out();
+  out(`Next scheduled backup: ${ctx.service.status().nextRun} (SCHEDULE="${ctx.config.schedule}", UTC). Ctrl-C to stop.`);
 
   const stop = async () => {
-    job.stop();
+    await server.stop();
     await embedded?.close();
     process.exit(0);
   };
