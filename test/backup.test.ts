@@ -17,7 +17,7 @@ import { jsonLogger } from "../src/log.js";
 import type { Runtime } from "../src/runtime.js";
 import { createSource } from "../src/sources/index.js";
 import { createS3Store, MIN_PART_SIZE } from "../src/store/s3.js";
-import { dumpTables, integrityCheck, makeDatabase, sha256, sqliteCli, sqlJs, writeDatabase } from "./helpers/db.js";
+import { corruptIndexPage, dumpTables, integrityCheck, makeDatabase, sha256, sqliteCli, writeDatabase } from "./helpers/db.js";
 import { startTestStore, type TestStore } from "./helpers/s3.js";
 
 let s3: TestStore;
@@ -166,18 +166,6 @@ describe("failures leave earlier backups and nothing half-written", () => {
     expect(await s3.keys("backups/fail/")).toEqual([good.key]);
     expect(await s3.uploads()).toEqual([]);
     return be;
-  }
-
-  async function corruptIndexPage(bytes: Uint8Array): Promise<Uint8Array> {
-    const SQL = await sqlJs();
-    const db = new SQL.Database(bytes);
-    const root = Number(db.exec("SELECT rootpage FROM sqlite_schema WHERE name = 'events_user'")[0]?.values[0]?.[0]);
-    db.close();
-    const out = bytes.slice();
-    const at = (root - 1) * 4096;
-    // Cell count 0xffff and a cell pointer past the page: a b-tree page SQLite must reject.
-    out.set([0x0a, 0x00, 0x00, 0xff, 0xff, 0xff, 0xf0, 0x00], at);
-    return out;
   }
 
   const cases: { label: string; code: string; message: RegExp; make: (path: string) => Promise<Record<string, string>> }[] = [

@@ -9,18 +9,8 @@ import {
   parseFile,
   parseKey,
 } from "../src/keys.js";
+import { mulberry32 } from "./helpers/random.js";
 
-/** Deterministic PRNG (mulberry32): same seed, same sequence. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const PREFIX = "backups/";
 const WHEN = new Date("2026-11-23T10:42:36.123Z");

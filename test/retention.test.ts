@@ -1,18 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { buildKey, parseKey } from "../src/keys.js";
 import { planRetention, type RetentionPlan } from "../src/retention.js";
+import { mulberry32 } from "./helpers/random.js";
 
-/** Deterministic PRNG (mulberry32). */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const PREFIX = "backups/";
 const NAME = "app";

@@ -99,3 +99,14 @@ export function sqliteCli(): ((dbPath: string, sql: string) => string) | undefin
   }
   return (dbPath, sql) => execFileSync("sqlite3", [dbPath, sql], { encoding: "utf8", maxBuffer: 1024 ** 3 }).trim();
 }
+
+/** A copy of `bytes` with the events_user index's root page made invalid (cell count 0xffff, a cell pointer past the page). */
+export async function corruptIndexPage(bytes: Uint8Array, pageSize = 4096): Promise<Uint8Array> {
+  const SQL = await sqlJs();
+  const db = new SQL.Database(bytes);
+  const root = Number(db.exec("SELECT rootpage FROM sqlite_schema WHERE name = 'events_user'")[0]?.values[0]?.[0]);
+  db.close();
+  const out = bytes.slice();
+  out.set([0x0a, 0x00, 0x00, 0xff, 0xff, 0xff, 0xf0, 0x00], (root - 1) * pageSize);
+  return out;
+}

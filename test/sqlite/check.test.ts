@@ -1,17 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { BackupError } from "../../src/errors.js";
 import { checkImage, openImage } from "../../src/sqlite/check.js";
-import { makeDatabase, sqlJs } from "../helpers/db.js";
-
-async function corruptIndex(bytes: Uint8Array): Promise<Uint8Array> {
-  const SQL = await sqlJs();
-  const db = new SQL.Database(bytes);
-  const root = Number(db.exec("SELECT rootpage FROM sqlite_schema WHERE name = 'events_user'")[0]?.values[0]?.[0]);
-  db.close();
-  const out = bytes.slice();
-  out.set([0x0a, 0x00, 0x00, 0xff, 0xff, 0xff, 0xf0, 0x00], (root - 1) * 4096);
-  return out;
-}
+import { corruptIndexPage, makeDatabase, sqlJs } from "../helpers/db.js";
 
 describe("checkImage", () => {
   it("describes a healthy database", async () => {
@@ -25,7 +15,7 @@ describe("checkImage", () => {
 
   it("quick and full checks reject a corrupt index b-tree; none does not look", async () => {
     const SQL = await sqlJs();
-    const bad = await corruptIndex(await makeDatabase({ rows: 3000 }));
+    const bad = await corruptIndexPage(await makeDatabase({ rows: 3000 }));
     expect(checkImage(SQL, bad, "none", "bad db").tables).toBe(3);
     for (const mode of ["quick", "full"] as const) {
       let err: unknown;

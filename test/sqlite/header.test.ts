@@ -3,6 +3,7 @@ import initSqlJs, { type SqlJsStatic } from "sql.js";
 import { beforeAll, describe, expect, it } from "vitest";
 import { BackupError, type ErrorCode } from "../../src/errors.js";
 import { HEADER_BYTES, markRollbackJournal, readHeader } from "../../src/sqlite/header.js";
+import { mulberry32 } from "../helpers/random.js";
 
 let SQL: SqlJsStatic;
 beforeAll(async () => {
@@ -29,17 +30,6 @@ function makeDb(pageSize?: number, rows = 40): Uint8Array {
 const u16 = (b: Uint8Array, at: number) => (b[at]! << 8) | b[at + 1]!;
 const u32 = (b: Uint8Array, at: number) => new DataView(b.buffer, b.byteOffset, b.byteLength).getUint32(at);
 
-/** Deterministic PRNG (mulberry32). */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const WHAT = "source «/data/app.db»";
 
