@@ -11,6 +11,10 @@ import type { FileAccess } from "../src/sources/file.js";
 import { jsonLogger, type Logger } from "../src/log.js";
 import type { ByteTransform, Runtime } from "../src/runtime.js";
 
+// The SDK warns on every start that its 2027 releases will need Node 22; this project pins
+// its SDK version, and a plain-text line would break the JSON-lines log on stderr.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
+
 export const NODE_MAX_BYTES = 4_294_967_296 - 1;
 
 export const nodeFiles: FileAccess = {

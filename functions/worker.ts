@@ -4,15 +4,15 @@
  * secrets (`wrangler secret put S3_SECRET_ACCESS_KEY`, `API_KEY`).
  */
 import { createApp } from "../src/api/app.js";
-import { parseConfig, secretsOf } from "../src/config.js";
+import { parseConfig, secretsOf, type ConfigVariable } from "../src/config.js";
 import { BackupError } from "../src/errors.js";
 import { createBackupService, type BackupService } from "../src/service.js";
 import { createSource } from "../src/sources/index.js";
 import { createS3Store } from "../src/store/s3.js";
 import { consoleLogger, createWorkerRuntime } from "./worker-runtime.js";
 
-/** Everything is a string variable or secret; see README "Configuration". */
-export type Env = Record<string, string | undefined>;
+/** [vars] of wrangler.toml and secrets (`wrangler secret put`): the contract's variables, all strings. */
+export type Env = { readonly [K in ConfigVariable]?: string };
 
 export const WORKERS_MAX_BYTES = 100_000_000;
 

@@ -10,6 +10,14 @@ import { NAME_PATTERN } from "./keys.js";
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
+/** Every variable of the contract (README "Configuration"); all are strings or unset. */
+export const CONFIG_VARIABLES = [
+  "BACKUP_SOURCE", "BACKUP_SOURCE_HEADERS", "BACKUP_NAME",
+  "S3_ENDPOINT", "S3_REGION", "S3_BUCKET", "S3_PREFIX", "S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY", "S3_FORCE_PATH_STYLE",
+  "MAX_COUNT", "API_KEY", "LINK_TTL_SECONDS", "GZIP_LEVEL", "CHECK", "SCHEDULE", "VERIFY", "MAX_BYTES", "PORT", "HOST",
+] as const;
+export type ConfigVariable = (typeof CONFIG_VARIABLES)[number];
+
 export type SourceSpec =
   | { kind: "file"; path: string }
   | { kind: "url"; url: string; headers: Record<string, string> }
@@ -141,7 +149,7 @@ const fields = {
   MAX_BYTES: optional(),
   PORT: integer(1, 65_535, 8787),
   HOST: withDefault("127.0.0.1"),
-};
+} satisfies Record<ConfigVariable, z.ZodType>;
 type Fields = { [K in keyof typeof fields]: z.output<(typeof fields)[K]> };
 
 export function isHttpUrl(value: string): boolean {
