@@ -149,7 +149,10 @@ const fields = {
   MAX_BYTES: optional(),
   PORT: integer(1, 65_535, 8787),
   HOST: withDefault("127.0.0.1"),
-} satisfies Record<ConfigVariable, z.ZodType>;
+};
+// Compile-time check: the schema covers exactly the contract's variables.
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : never) : never;
+export const SCHEMA_COVERS_CONTRACT: Same<keyof typeof fields, ConfigVariable> = true;
 type Fields = { [K in keyof typeof fields]: z.output<(typeof fields)[K]> };
 
 export function isHttpUrl(value: string): boolean {
