@@ -9,6 +9,7 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 120_000,
     pool: "forks",
+    globalSetup: ["test/workers/global-setup.ts"],
     env: { REQUIRE_SQLITE_CLI: "1" },
   },
 });

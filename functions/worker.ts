@@ -14,7 +14,8 @@ import { consoleLogger, createWorkerRuntime } from "./worker-runtime.js";
 /** [vars] of wrangler.toml and secrets (`wrangler secret put`): the contract's variables, all strings. */
 export type Env = { readonly [K in ConfigVariable]?: string };
 
-export const WORKERS_MAX_BYTES = 100_000_000;
+// Not exported: workerd treats every named export of the main module as an entry point.
+const WORKERS_MAX_BYTES = 100_000_000;
 
 interface Instance {
   service: BackupService;
@@ -60,7 +61,14 @@ export default {
   },
 
   async scheduled(controller, env, ctx) {
-    const { service, logger } = await getInstance(env);
+    let service: BackupService;
+    let logger: Instance["logger"];
+    try {
+      ({ service, logger } = await getInstance(env));
+    } catch (err) {
+      console.error(JSON.stringify({ level: "error", msg: "scheduled backup not started: configuration invalid", cron: controller.cron, error: err instanceof Error ? err.message : String(err) }));
+      throw err;
+    }
     const run = service.backup();
     ctx.waitUntil(run.catch(() => undefined));
     try {

@@ -1,0 +1,213 @@
+/**
+ * `npx tsx bench/workerd-memory.ts [MiB ...]`: memory and CPU of the workerd process while
+ * the Worker bundle (built by wrangler, as deployed) backs up generated databases through
+ * POST /backups, with MAX_BYTES=100000000 (the Workers default). Not a test: it prints a
+ * markdown table and writes it to bench/workerd-results.md.
+ *
+ * Each size gets a fresh Miniflare (a fresh workerd process), warmed up with GET /health
+ * (which loads sql.js), then: VmRSS sampled every 50 ms from /proc/PID/status during the
+ * request, VmHWM afterwards, utime+stime from /proc/PID/stat before and after. The RSS is
+ * the whole workerd process (runtime, Miniflare's helper workers, the isolate), not the
+ * isolate's heap that the 128 MB production limit counts — read it as an upper bound.
+ *
+ * The arguments are benchDatabase() sizes; the files it makes are a few percent larger than
+ * asked (benchDatabase(90) is 96.1 MiB = 100.8 MB, over MAX_BYTES), so the default set asks
+ * for 84 to get a ~90 MiB database and also runs 90 to show the refusal.
+ */
+import { createReadStream } from "node:fs";
+import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Miniflare } from "miniflare";
+import { startEmbeddedS3 } from "../functions/embedded-s3.js";
+import { buildWorker, releaseWorkerBundles } from "../test/workers/worker-bundle.js";
+import { benchDatabase } from "./make-db.js";
+
+const MiB = 1024 * 1024;
+const MAX_BYTES = 100_000_000;
+const API_KEY = "bench-api-key-0123456789abcdef";
+const CLK_TCK = 100; // sysconf(_SC_CLK_TCK) on Linux
+const sizes = process.argv.slice(2).map(Number).filter((n) => n > 0);
+
+interface Row {
+  asked: number;
+  bytes: number;
+  status: number;
+  code: string;
+  idleRss: number;
+  peakRss: number;
+  hwm: number;
+  afterRss: number;
+  wallMs: number;
+  cpuMs: number;
+  gzipBytes?: number;
+}
+
+async function procStatus(pid: number): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const line of (await readFile(`/proc/${pid}/status`, "utf8")).split("\n")) {
+    const m = /^(Vm\w+|Rss\w+):\s+(\d+) kB/.exec(line);
+    if (m) out[m[1]!] = Number(m[2]) * 1024;
+  }
+  return out;
+}
+
+async function cpuMs(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, "utf8");
+  // Fields after the ")" of comm: state is field 3, utime 14, stime 15.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLK_TCK;
+}
+
+/** The workerd child of this process (Miniflare spawns it directly). */
+async function findWorkerd(exclude: Set<number>): Promise<number> {
+  const { readdir } = await import("node:fs/promises");
+  for (let attempt = 0; attempt < 100; attempt++) {
+    for (const entry of await readdir("/proc")) {
+      const pid = Number(entry);
+      if (!Number.isInteger(pid) || exclude.has(pid)) continue;
+      try {
+        const stat = await readFile(`/proc/${pid}/stat`, "utf8");
+        const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+        if (ppid !== process.pid) continue;
+        const cmdline = (await readFile(`/proc/${pid}/cmdline`, "utf8")).replaceAll("\0", " ");
+        if (cmdline.includes("workerd")) return pid;
+      } catch {
+        // the process went away
+      }
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error("no workerd child process found");
+}
+
+const dir = await mkdtemp(join(tmpdir(), "seb-workerd-bench-"));
+const s3 = await startEmbeddedS3({ directory: join(dir, "s3"), bucket: "bench" });
+let sourcePath = "";
+const source = createServer(async (_req, res) => {
+  const { size } = await stat(sourcePath);
+  res.writeHead(200, { "Content-Type": "application/octet-stream", "Content-Length": size });
+  createReadStream(sourcePath).pipe(res);
+});
+source.listen(0, "127.0.0.1");
+await new Promise((r) => source.once("listening", r));
+const sourceUrl = `http://127.0.0.1:${(source.address() as AddressInfo).port}/bench.sqlite`;
+
+const bundle = await buildWorker();
+const rows: Row[] = [];
+const seen = new Set<number>();
+
+try {
+  for (const asked of sizes.length ? sizes : [10, 50, 84, 90]) {
+    sourcePath = await benchDatabase(asked);
+    const bytes = (await stat(sourcePath)).size;
+    const workerdSaid: string[] = [];
+    const mf = new Miniflare({
+      scriptPath: bundle.scriptPath,
+      modulesRoot: bundle.dir,
+      modules: true,
+      modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }],
+      compatibilityDate: bundle.compatibilityDate,
+      bindings: {
+        ...bundle.vars,
+        BACKUP_SOURCE: sourceUrl,
+        BACKUP_NAME: "bench",
+        S3_ENDPOINT: s3.endpoint,
+        S3_REGION: s3.region,
+        S3_BUCKET: s3.bucket,
+        S3_ACCESS_KEY_ID: s3.accessKeyId,
+        S3_SECRET_ACCESS_KEY: s3.secretAccessKey,
+        API_KEY,
+        MAX_BYTES: String(MAX_BYTES),
+        MAX_COUNT: "2",
+      },
+      handleStructuredLogs: ({ message }: { message: string }) => {
+        workerdSaid.push(message);
+      },
+    });
+    try {
+      const health = await mf.dispatchFetch("http://localhost/health").catch(async (err: unknown) => {
+        await new Promise((r) => setTimeout(r, 100));
+        throw new Error(`workerd did not start the bundle: ${err instanceof Error ? err.message : String(err)}\nworkerd said:\n${workerdSaid.join("\n")}`);
+      });
+      if (health.status !== 200) throw new Error(`GET /health → ${health.status}: ${await health.text()}`);
+      await health.text();
+      const pid = await findWorkerd(seen);
+      seen.add(pid);
+      await new Promise((r) => setTimeout(r, 500));
+      const idleRss = (await procStatus(pid)).VmRSS ?? 0;
+      const cpuBefore = await cpuMs(pid);
+
+      let peakRss = idleRss;
+      let sampling = true;
+      const sampler = (async () => {
+        while (sampling) {
+          try {
+            peakRss = Math.max(peakRss, (await procStatus(pid)).VmRSS ?? 0);
+          } catch {
+            return;
+          }
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      })();
+
+      const started = performance.now();
+      const res = await mf.dispatchFetch("http://localhost/backups", { method: "POST", headers: { Authorization: `Bearer ${API_KEY}` } });
+      const body = (await res.json()) as { gzipBytes?: number; error?: { code: string } };
+      const wallMs = performance.now() - started;
+      sampling = false;
+      await sampler;
+      const cpuAfter = await cpuMs(pid);
+      const after = await procStatus(pid);
+      rows.push({
+        asked,
+        bytes,
+        status: res.status,
+        code: res.status === 201 ? "" : (body.error?.code ?? "?"),
+        idleRss,
+        peakRss: Math.max(peakRss, after.VmRSS ?? 0),
+        hwm: after.VmHWM ?? 0,
+        afterRss: after.VmRSS ?? 0,
+        wallMs,
+        cpuMs: cpuAfter - cpuBefore,
+        ...(body.gzipBytes !== undefined ? { gzipBytes: body.gzipBytes } : {}),
+      });
+      console.error(`benchDatabase(${asked}): ${(bytes / MiB).toFixed(1)} MiB → ${res.status} in ${(wallMs / 1000).toFixed(2)} s`);
+    } finally {
+      await mf.dispose().catch(() => undefined);
+    }
+  }
+} finally {
+  source.close();
+  await s3.close();
+  await rm(dir, { recursive: true, force: true });
+  releaseWorkerBundles();
+}
+
+const mib = (n: number) => `${(n / MiB).toFixed(0)} MiB`;
+const lines = [
+  "| DB (benchDatabase arg) | DB size | result | idle RSS | peak RSS (50 ms samples) | VmHWM | growth (peak − idle) | growth / DB size | RSS after | wall time | workerd CPU | CPU ms / MiB |",
+  "|---|---|---|---|---|---|---|---|---|---|---|---|",
+  ...rows.map((r) => {
+    const growth = r.peakRss - r.idleRss;
+    const result = r.status === 201 ? `201 (gzip ${(r.gzipBytes! / MiB).toFixed(1)} MiB)` : `${r.status} ${r.code}`;
+    return `| ${r.asked} | ${(r.bytes / MiB).toFixed(1)} MiB (${r.bytes} B) | ${result} | ${mib(r.idleRss)} | ${mib(r.peakRss)} | ${mib(r.hwm)} | ${mib(growth)} | ${(growth / r.bytes).toFixed(2)}× | ${mib(r.afterRss)} | ${(r.wallMs / 1000).toFixed(2)} s | ${r.cpuMs.toFixed(0)} ms | ${(r.cpuMs / (r.bytes / MiB)).toFixed(1)} |`;
+  }),
+];
+const table = lines.join("\n");
+console.log(table);
+
+const { version: workerdVersion } = JSON.parse(await readFile(new URL("../node_modules/workerd/package.json", import.meta.url), "utf8").catch(() => '{"version":"?"}')) as { version: string };
+await writeFile(
+  new URL("./workerd-results.md", import.meta.url),
+  `# workerd memory and CPU per backup
+
+\`npx tsx bench/workerd-memory.ts\` — ${new Date().toISOString()}, Node ${process.version}, workerd ${workerdVersion} (Miniflare), ${(await readFile("/proc/cpuinfo", "utf8")).split("\n").filter((l) => l.startsWith("processor")).length} CPUs.
+POST /backups of a generated database (bench/make-db.ts: rows, JSON, half-random blobs) served over HTTP with Content-Length, to an in-process S3 server; MAX_BYTES=${MAX_BYTES}, VERIFY=head, CHECK=quick, gzip = CompressionStream.
+RSS is the whole workerd process (fresh per row, warmed up by GET /health, which loads sql.js); Miniflare does not enforce the 128 MB isolate limit.
+
+${table}
+`,
+);
