@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Manifest } from "../../src/backup.js";
 import { dumpTables, sha256 } from "../helpers/db.js";
 import { expectErrorShape, Harness, type Wired } from "./harness.js";
+import { DOT_SEGMENTS, HOSTILE_FILE_SEGMENTS, VALID_FILE } from "../helpers/api-cases.js";
 
 const h = new Harness();
 beforeAll(() => h.start());
@@ -152,36 +153,13 @@ describe("GET /backups", () => {
 
 describe("{file} validation happens before any store call", () => {
   let w: Wired;
-  const valid = "files-2026-01-02T03-04-05-678Z-abcdef.sqlite.gz";
+  const valid = VALID_FILE;
 
   beforeAll(async () => {
     w = await h.wire("files");
   });
 
-  const hostile: [label: string, segment: string][] = [
-    ["encoded traversal", "..%2F..%2Fetc%2Fpasswd"],
-    ["encoded dots and slash", "%2e%2e%2fsecret"],
-    ["encoded slash inside a name", `files%2F${valid}`],
-    ["backslash traversal", `..%5C${valid}`],
-    ["NUL byte", "a%00b"],
-    ["NUL after a valid name", `${valid}%00`],
-    ["another name's file", "other-2026-01-02T03-04-05-678Z-abcdef.sqlite.gz"],
-    ["a name that only starts like ours", "files2-2026-01-02T03-04-05-678Z-abcdef.sqlite.gz"],
-    ["uppercase", valid.toUpperCase()],
-    ["uppercase hex suffix", "files-2026-01-02T03-04-05-678Z-ABCDEF.sqlite.gz"],
-    ["wrong extension", "files-2026-01-02T03-04-05-678Z-abcdef.sqlite"],
-    ["extra extension", `${valid}.bak`],
-    ["extra path segment", `files/${valid}`],
-    ["500 characters", "a".repeat(500)],
-    ["an impossible date (Feb 31)", "files-2026-02-31T10-00-00-000Z-abcdef.sqlite.gz"],
-    ["hour 24", "files-2026-01-02T24-00-00-000Z-abcdef.sqlite.gz"],
-    ["short suffix", "files-2026-01-02T03-04-05-678Z-abcde.sqlite.gz"],
-    ["trailing space", `${valid}%20`],
-    ["LATEST", "LATEST"],
-    ["malformed percent-encoding", "%E0%A4%A"],
-    ["a lone percent sign", "%"],
-    ["a single dot", "."],
-  ];
+  const hostile = [...HOSTILE_FILE_SEGMENTS, ["a single dot", "."]] as const;
 
   for (const [label, segment] of hostile) {
     it(`400 INVALID_BACKUP_FILE for ${label}`, async () => {
@@ -201,7 +179,7 @@ describe("{file} validation happens before any store call", () => {
   }
 
   it("dot-segments (.., %2e%2e, .%2E) never reach the route: the URL parser resolves them first", async () => {
-    for (const segment of ["..", "%2e%2e", ".%2E", "%2E."]) {
+    for (const segment of DOT_SEGMENTS.filter((d) => d !== ".")) {
       const a = await h.call(w.app, `/backups/${segment}/link`, h.bearer());
       expectErrorShape(a, 404, "NOT_FOUND"); // it became GET /link
     }

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { timingSafeEqual } from "../../src/api/auth.js";
 import type { Manifest } from "../../src/backup.js";
 import { expectErrorShape, Harness, type Wired } from "./harness.js";
+import { protectedRoutes } from "../helpers/api-cases.js";
 
 const h = new Harness();
 let w: Wired;
@@ -21,14 +22,7 @@ beforeAll(async () => {
 });
 afterAll(() => h.close());
 
-const protectedRoutes = (): { method: string; path: string; ok: number }[] => [
-  { method: "POST", path: "/backups", ok: 201 },
-  { method: "GET", path: "/backups", ok: 200 },
-  { method: "GET", path: "/backups/latest/link", ok: 200 },
-  { method: "GET", path: `/backups/${file}/link`, ok: 200 },
-  { method: "GET", path: "/backups/latest/link?redirect=1", ok: 302 },
-  { method: "GET", path: "/status", ok: 200 },
-];
+const routes = () => protectedRoutes(file);
 
 const WRONG = "wrong-key-but-long-enough-0123456789";
 
@@ -39,7 +33,7 @@ describe("every protected route", () => {
   ];
 
   it("without credentials → 401 UNAUTHORIZED with WWW-Authenticate: Bearer realm", async () => {
-    for (const r of protectedRoutes()) {
+    for (const r of routes()) {
       const a = await h.call(w.app, r.path, { method: r.method });
       expectErrorShape(a, 401, "UNAUTHORIZED");
       expect(a.res.headers.get("www-authenticate")).toBe('Bearer realm="sqlite-edge-backup"');
@@ -49,7 +43,7 @@ describe("every protected route", () => {
 
   for (const p of presentations) {
     it(`with a wrong key in ${p.label} → 401 with WWW-Authenticate`, async () => {
-      for (const r of protectedRoutes()) {
+      for (const r of routes()) {
         for (const key of [WRONG, h.apiKey.slice(0, -1), `${h.apiKey}x`, h.apiKey.toUpperCase(), `${h.apiKey} ${h.apiKey}`]) {
           const a = await h.call(w.app, r.path, { method: r.method, headers: p.headers(key) });
           expectErrorShape(a, 401, "UNAUTHORIZED");
@@ -60,7 +54,7 @@ describe("every protected route", () => {
     });
 
     it(`with the right key in ${p.label} → the route's success status`, async () => {
-      for (const r of protectedRoutes()) {
+      for (const r of routes()) {
         const a = await h.call(w.app, r.path, { method: r.method, headers: p.headers(h.apiKey) });
         expect(a.status, `${r.method} ${r.path}: ${a.text}`).toBe(r.ok);
         expect(a.res.headers.get("www-authenticate")).toBeNull();
@@ -72,7 +66,7 @@ describe("every protected route", () => {
 
   it("another scheme (Basic, Digest, Token) → 401, even carrying the right key", async () => {
     const basic = btoa(`user:${h.apiKey}`);
-    for (const r of protectedRoutes()) {
+    for (const r of routes()) {
       for (const authorization of [`Basic ${basic}`, `Basic ${h.apiKey}`, `Token ${h.apiKey}`, h.apiKey, "Bearer", "Bearer    "]) {
         const a = await h.call(w.app, r.path, { method: r.method, headers: { Authorization: authorization } });
         expectErrorShape(a, 401, "UNAUTHORIZED");
@@ -108,7 +102,7 @@ describe("without API_KEY", () => {
   it("every protected route → 403 API_DISABLED naming API_KEY, whatever the headers; /health still 200", async () => {
     const off = await h.wire("auth-off", { apiKey: null });
     const before = (await h.s3.keys("backups/auth-off/")).length;
-    for (const r of protectedRoutes()) {
+    for (const r of routes()) {
       for (const headers of [{}, { Authorization: `Bearer ${h.apiKey}` }, { "X-API-Key": h.apiKey }, { Authorization: "Basic abc" }] as Record<string, string>[]) {
         const a = await h.call(off.app, r.path.replaceAll("auth-", "auth-off-"), { method: r.method, headers });
         expectErrorShape(a, 403, "API_DISABLED");

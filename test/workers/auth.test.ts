@@ -8,6 +8,7 @@ import type { Manifest } from "../../src/backup.js";
 import { makeDatabase } from "../helpers/db.js";
 import { expectErrorShape } from "../api/harness.js";
 import { serve, WorkerHarness, type TestWorker } from "./harness.js";
+import { DOT_SEGMENTS, HOSTILE_FILE_SEGMENTS, protectedRoutes, VALID_FILE } from "../helpers/api-cases.js";
 
 const h = new WorkerHarness();
 let w: TestWorker;
@@ -25,30 +26,8 @@ beforeAll(async () => {
 afterAll(() => h.close());
 
 describe("{file} validation", () => {
-  const valid = "files-2026-01-02T03-04-05-678Z-abcdef.sqlite.gz";
-  const hostile: [label: string, segment: string][] = [
-    ["encoded traversal", "..%2F..%2Fetc%2Fpasswd"],
-    ["encoded dots and slash", "%2e%2e%2fsecret"],
-    ["encoded slash inside a name", `files%2F${valid}`],
-    ["backslash traversal", `..%5C${valid}`],
-    ["NUL byte", "a%00b"],
-    ["NUL after a valid name", `${valid}%00`],
-    ["another name's file", "other-2026-01-02T03-04-05-678Z-abcdef.sqlite.gz"],
-    ["a name that only starts like ours", "files2-2026-01-02T03-04-05-678Z-abcdef.sqlite.gz"],
-    ["uppercase", valid.toUpperCase()],
-    ["uppercase hex suffix", "files-2026-01-02T03-04-05-678Z-ABCDEF.sqlite.gz"],
-    ["wrong extension", "files-2026-01-02T03-04-05-678Z-abcdef.sqlite"],
-    ["extra extension", `${valid}.bak`],
-    ["extra path segment", `files/${valid}`],
-    ["500 characters", "a".repeat(500)],
-    ["an impossible date (Feb 31)", "files-2026-02-31T10-00-00-000Z-abcdef.sqlite.gz"],
-    ["hour 24", "files-2026-01-02T24-00-00-000Z-abcdef.sqlite.gz"],
-    ["short suffix", "files-2026-01-02T03-04-05-678Z-abcde.sqlite.gz"],
-    ["trailing space", `${valid}%20`],
-    ["LATEST", "LATEST"],
-    ["malformed percent-encoding", "%E0%A4%A"],
-    ["a lone percent sign", "%"],
-  ];
+  const valid = VALID_FILE;
+  const hostile = HOSTILE_FILE_SEGMENTS;
 
   for (const [label, segment] of hostile) {
     it(`400 INVALID_BACKUP_FILE for ${label}`, async () => {
@@ -60,7 +39,7 @@ describe("{file} validation", () => {
   }
 
   it("dot-segments never reach the route: the URL parser resolves them first (404 NOT_FOUND)", async () => {
-    for (const segment of [".", "..", "%2e%2e", ".%2E"]) {
+    for (const segment of DOT_SEGMENTS) {
       const a = await w.call(`/backups/${segment}/link`, { headers: h.auth() });
       expectErrorShape(a, 404, "NOT_FOUND");
     }
@@ -80,14 +59,7 @@ describe("{file} validation", () => {
 });
 
 describe("authentication on every protected route", () => {
-  const routes = (): { method: string; path: string; ok: number }[] => [
-    { method: "POST", path: "/backups", ok: 201 },
-    { method: "GET", path: "/backups", ok: 200 },
-    { method: "GET", path: "/backups/latest/link", ok: 200 },
-    { method: "GET", path: `/backups/${file}/link`, ok: 200 },
-    { method: "GET", path: "/backups/latest/link?redirect=1", ok: 302 },
-    { method: "GET", path: "/status", ok: 200 },
-  ];
+  const routes = () => protectedRoutes(file);
   const presentations = ["bearer", "x-api-key"] as const;
 
   it("no credentials → 401 UNAUTHORIZED with WWW-Authenticate: Bearer", async () => {
