@@ -176,12 +176,13 @@ export function parseConfig(env: Env, defaults: RuntimeDefaults): Config {
   const v = parsed as Partial<Fields>;
   const maxBytes = parseMaxBytes(env.MAX_BYTES, defaults.maxBytes, problems);
 
-  const source =
-    v.BACKUP_SOURCE === undefined
-      ? (problems.push("BACKUP_SOURCE is required: a file path, file:///abs/path.db, http(s):// URL or s3://bucket/key"), undefined)
-      : "BACKUP_SOURCE_HEADERS" in v
-        ? parseSource(v.BACKUP_SOURCE, v.BACKUP_SOURCE_HEADERS ?? {}, problems)
-        : undefined;
+  let source: SourceSpec | undefined;
+  if (v.BACKUP_SOURCE === undefined) {
+    problems.push("BACKUP_SOURCE is required: a file path, file:///abs/path.db, http(s):// URL or s3://bucket/key");
+  } else if (v.BACKUP_SOURCE_HEADERS !== undefined) {
+    // (invalid headers are already reported above)
+    source = parseSource(v.BACKUP_SOURCE, v.BACKUP_SOURCE_HEADERS, problems);
+  }
   if (env.S3_ENDPOINT?.trim() && (!v.S3_ACCESS_KEY_ID || !v.S3_SECRET_ACCESS_KEY)) {
     problems.push("S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY are required when S3_ENDPOINT is set");
   } else if (Boolean(v.S3_ACCESS_KEY_ID) !== Boolean(v.S3_SECRET_ACCESS_KEY)) {

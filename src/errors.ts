@@ -49,8 +49,7 @@ export class BackupError extends Error {
 }
 
 /** Wrap anything thrown into a BackupError without losing the original as `cause`. */
-export function asBackupError(err: unknown, code: ErrorCode = "INTERNAL", context?: string): BackupError {
+export function asBackupError(err: unknown): BackupError {
   if (err instanceof BackupError) return err;
-  const detail = err instanceof Error ? err.message : String(err);
-  return new BackupError(code, context ? `${context}: ${detail}` : detail, 500, { cause: err });
+  return new BackupError("INTERNAL", err instanceof Error ? err.message : String(err), 500, { cause: err });
 }
