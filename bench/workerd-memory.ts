@@ -22,7 +22,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Miniflare } from "miniflare";
 import { startEmbeddedS3 } from "../functions/embedded-s3.js";
-import { buildWorker, releaseWorkerBundles } from "../test/workers/worker-bundle.js";
+import { buildWorker, releaseWorkerBundles, bundleModules } from "../test/workers/worker-bundle.js";
 import { benchDatabase } from "./make-db.js";
 
 const MiB = 1024 * 1024;
@@ -105,11 +105,7 @@ try {
     const bytes = (await stat(sourcePath)).size;
     const workerdSaid: string[] = [];
     const mf = new Miniflare({
-      scriptPath: bundle.scriptPath,
-      modulesRoot: bundle.dir,
-      modules: true,
-      modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }],
-      compatibilityDate: bundle.compatibilityDate,
+      ...bundleModules(bundle),
       bindings: {
         ...bundle.vars,
         BACKUP_SOURCE: sourceUrl,

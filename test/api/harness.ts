@@ -21,6 +21,7 @@ import { createS3Store } from "../../src/store/s3.js";
 import type { BackupStore } from "../../src/store/store.js";
 import { writeDatabase, type MakeOptions } from "../helpers/db.js";
 import { startTestStore, type TestStore } from "../helpers/s3.js";
+import { jsonOrUndefined } from "../helpers/json.js";
 
 export interface Answer {
   res: Response;
@@ -93,12 +94,7 @@ export class Harness {
   async call(app: OpenAPIHono, path: string, init: RequestInit = {}): Promise<Answer> {
     const res = await app.request(path, init);
     const text = await res.text();
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      json = undefined;
-    }
+    const json = jsonOrUndefined(text);
     this.transcript.push(`${res.status} ${path}\n${[...res.headers].map(([k, v]) => `${k}: ${v}`).join("\n")}\n\n${text}`);
     return { res, status: res.status, text, json };
   }

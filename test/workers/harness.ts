@@ -17,7 +17,8 @@ import { Miniflare } from "miniflare";
 import { expect } from "vitest";
 import { dumpTables, integrityCheck, sha256 } from "../helpers/db.js";
 import { startTestStore, type TestStore } from "../helpers/s3.js";
-import { releaseWorkerBundles, workerBundle, type WorkerBundle } from "./worker-bundle.js";
+import { releaseWorkerBundles, workerBundle, type WorkerBundle, bundleModules } from "./worker-bundle.js";
+import { jsonOrUndefined } from "../helpers/json.js";
 
 export const CRON = "0 3 * * *";
 
@@ -145,12 +146,7 @@ export class TestWorker {
   async call(path: string, init: { method?: string; headers?: Record<string, string>; redirect?: "manual" | "follow"; body?: string } = {}): Promise<WorkerAnswer> {
     const res = await this.mf.dispatchFetch(`http://localhost${path}`, { redirect: "manual", ...init });
     const text = await res.text();
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      json = undefined;
-    }
+    const json = jsonOrUndefined(text);
     this.h.transcript.push(`${this.name}: ${res.status} ${init.method ?? "GET"} ${path}\n${[...res.headers].map(([k, v]) => `${k}: ${v}`).join("\n")}\n\n${text}`);
     return { res: res as unknown as Response, status: res.status, text, json };
   }
@@ -211,11 +207,7 @@ export class WorkerHarness {
       else env[k] = v;
     }
     const mf = new Miniflare({
-      scriptPath: bundle.scriptPath,
-      modulesRoot: bundle.dir,
-      modules: true,
-      modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }],
-      compatibilityDate: bundle.compatibilityDate,
+      ...bundleModules(bundle),
       bindings: env,
       handleStructuredLogs: ({ level, message }: { level: string; message: string }) => {
         this.logs.push({ worker: name, level, message });

@@ -8,7 +8,7 @@ import { gzipSync } from "node:zlib";
 import { join } from "node:path";
 import { Miniflare } from "miniflare";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { releaseWorkerBundles, workerBundle, type WorkerBundle } from "./worker-bundle.js";
+import { releaseWorkerBundles, workerBundle, type WorkerBundle, bundleModules } from "./worker-bundle.js";
 
 let bundle: WorkerBundle;
 let mf: Miniflare | undefined;
@@ -45,11 +45,7 @@ describe("the deployable bundle", () => {
 
   it("starts in workerd and serves GET /health (workerd accepts only handlers and classes as named exports of the main module)", async () => {
     mf = new Miniflare({
-      scriptPath: bundle.scriptPath,
-      modulesRoot: bundle.dir,
-      modules: true,
-      modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }],
-      compatibilityDate: bundle.compatibilityDate,
+      ...bundleModules(bundle),
       bindings: { ...bundle.vars, BACKUP_SOURCE: "https://db.example.invalid/app.sqlite", S3_BUCKET: "startup" },
       handleStructuredLogs: ({ message }: { message: string }) => {
         logs.push(message);

@@ -54,6 +54,17 @@ async function fromGlobalSetup(): Promise<WorkerBundle | undefined> {
   return existsSync(bundle.scriptPath) ? bundle : undefined;
 }
 
+/** How Miniflare loads the bundle: the main module, the sql.js .wasm as a compiled module, wrangler.toml's date. */
+export function bundleModules(bundle: WorkerBundle) {
+  return {
+    scriptPath: bundle.scriptPath,
+    modulesRoot: bundle.dir,
+    modules: true,
+    modulesRules: [{ type: "CompiledWasm" as const, include: ["**/*.wasm"] }],
+    compatibilityDate: bundle.compatibilityDate,
+  };
+}
+
 /** Build into a fresh temporary directory, removed by releaseWorkerBundles() (or at exit) unless `keep`. */
 export async function buildWorker(options: { keep?: boolean } = {}): Promise<WorkerBundle> {
   const root = await mkdtemp(join(tmpdir(), "seb-worker-"));
