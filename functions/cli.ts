@@ -2,26 +2,48 @@
  * Command line: `npm run cli -- <command>`. Results on stdout, JSON logs on stderr,
  * errors as one line on stderr and a non-zero exit.
  */
+import { resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { resolveBackup } from "../src/catalog.js";
 import { BackupError } from "../src/errors.js";
 import { redact } from "../src/log.js";
+import { restoreBackup } from "../src/restore.js";
+import { verifyBackup } from "../src/verify.js";
 import { createNodeContext } from "./node-context.js";
+import { nodeRestoreFiles } from "./node-restore-files.js";
 import { startServer } from "./node-server.js";
 
 const USAGE = `usage: npm run cli -- <command>
   backup                 back up BACKUP_SOURCE now; prints the manifest as JSON
   list [--json]          list this name's backups, newest first
   link [file|latest]     print a signed download link (default: latest)
+  verify [file|latest] [--json]
+                         download, gunzip, compare sha256 with the metadata and run
+                         PRAGMA integrity_check (default: latest); exit 1 if anything is wrong
+  restore [file|latest] --to PATH [--force | --if-missing] [--json]
+                         restore atomically to PATH (temp file, verified, renamed over PATH);
+                         --force replaces an existing PATH, --if-missing keeps it and exits 0
   serve                  run the HTTP API on HOST:PORT and back up on SCHEDULE
 configuration comes from the environment; see README.md`;
 
-const COMMANDS = ["backup", "list", "link", "serve"];
+const COMMANDS = ["backup", "list", "link", "verify", "restore", "serve"];
+
+function usageError(message: string): number {
+  process.stderr.write(`error: ${message} (--help for usage)\n`);
+  return 2;
+}
 
 export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const { positionals, values } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { json: { type: "boolean", default: false }, help: { type: "boolean", short: "h", default: false } },
+    options: {
+      json: { type: "boolean", default: false },
+      help: { type: "boolean", short: "h", default: false },
+      to: { type: "string" },
+      force: { type: "boolean", default: false },
+      "if-missing": { type: "boolean", default: false },
+    },
   });
   const [command, ...rest] = positionals;
   if (values.help || !command) {
@@ -31,6 +53,16 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
   if (!COMMANDS.includes(command)) {
     process.stderr.write(`error: unknown command "${command}" (commands: ${COMMANDS.join(", ")}; --help for usage)\n`);
     return 2;
+  }
+  if (command !== "restore" && (values.to !== undefined || values.force || values["if-missing"])) {
+    return usageError(`--to, --force and --if-missing belong to restore, not ${command}`);
+  }
+  if ((command === "verify" || command === "restore" || command === "link") && rest.length > 1) {
+    return usageError(`${command} takes one backup (a file name or "latest"), got ${rest.length}`);
+  }
+  if (command === "restore") {
+    if (values.to === undefined || values.to.trim() === "") return usageError("restore needs --to PATH (the database file to create or replace)");
+    if (values.force && values["if-missing"]) return usageError("--force and --if-missing contradict each other: choose one");
   }
   if (command === "serve") {
     const server = await startServer(env);
@@ -59,6 +91,30 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     case "link": {
       const link = await ctx.service.link(rest[0] ?? "latest");
       process.stdout.write(`${link.url}\n`);
+      return 0;
+    }
+    case "verify": {
+      const found = await resolveBackup(ctx.store, ctx.config, rest[0] ?? "latest");
+      const report = await verifyBackup(ctx.store, ctx.runtime, found.key, { maxBytes: ctx.config.maxBytes });
+      if (values.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+      else {
+        process.stdout.write(
+          `ok ${report.key}: ${report.bytes} bytes, sha256 ${report.sha256} matches, ${report.pageCount} pages of ${report.pageSize} bytes, integrity_check ok\n`,
+        );
+      }
+      return 0;
+    }
+    case "restore": {
+      const result = await restoreBackup(
+        { config: ctx.config, runtime: ctx.runtime, store: ctx.store, files: nodeRestoreFiles },
+        { which: rest[0] ?? "latest", target: resolve(values.to ?? ""), force: values.force, ifMissing: values["if-missing"] },
+      );
+      if (values.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+      else if (!result.restored) process.stdout.write(`${result.target} exists; nothing restored\n`);
+      else {
+        const replaced = result.replaced ? " (replaced the existing file)" : "";
+        process.stdout.write(`restored ${result.key} (${result.bytes} bytes, sha256 ${result.sha256}) to ${result.target}${replaced}\n`);
+      }
       return 0;
     }
     default:

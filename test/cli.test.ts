@@ -2,12 +2,12 @@
  * The command line as users run it: a separate Node process, configuration from the
  * environment, results on stdout, one-line errors on stderr, exit codes.
  */
-import { execFile } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { cli } from "./helpers/cli.js";
 import { dumpTables, sha256, writeDatabase } from "./helpers/db.js";
 import { startTestStore, type TestStore } from "./helpers/s3.js";
 
@@ -22,24 +22,6 @@ afterAll(async () => {
   await s3?.close();
   await rm(dir, { recursive: true, force: true });
 });
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function cli(args: string[], env: Record<string, string>): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      ["--import", "tsx", "functions/cli.ts", ...args],
-      // Only what the test passes: no S3_* leaking in from the caller's shell.
-      { env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true", ...env }, maxBuffer: 64 * 1024 * 1024 },
-      (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
-  });
-}
 
 describe("cli", () => {
   it("backup prints the manifest, list shows it, link downloads it", async () => {

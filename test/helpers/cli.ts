@@ -1,0 +1,25 @@
+/**
+ * The command line as users run it: a separate Node process with only the environment the
+ * test passes (no S3_* leaking in from the caller's shell).
+ */
+import { execFile } from "node:child_process";
+
+export interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export function cli(args: string[], env: Record<string, string>): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      ["--import", "tsx", "functions/cli.ts", ...args],
+      { env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true", ...env }, maxBuffer: 64 * 1024 * 1024 },
+      (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
+  });
+}
+
+/** The last line on stderr: where the one-line error is. */
+export const lastLine = (run: Run): string => run.stderr.trim().split("\n").pop() ?? "";
