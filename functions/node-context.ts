@@ -24,7 +24,7 @@ export async function createNodeContext(env: Env, options: { logger?: Logger } &
   const logger = options.logger ?? stderrLogger(secretsOf(config));
   const runtime = await createNodeRuntime(logger);
   const store = createS3Store(config.s3);
-  const source = createSource(config.source, { files: nodeFiles, s3: config.s3 });
+  const source = createSource(config.source, { files: nodeFiles, s3: config.s3 }, { readAttempts: config.readAttempts });
   const service = createBackupService({ config, runtime, store, source }, options.nextRun ? { nextRun: options.nextRun } : {});
   return { config, logger, runtime, store, service };
 }

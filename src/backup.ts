@@ -25,6 +25,10 @@ export interface Manifest {
   pageSize: number;
   pageCount: number;
   sqliteVersion: string;
+  /** Reads it took to get a consistent copy of a file source (more than 1: a writer was busy). */
+  readAttempts: number;
+  /** WAL frames applied onto the main file (file sources in WAL mode), 0 otherwise. */
+  walFrames: number;
   startedAt: string;
   durationMs: number;
   verified: Config["verify"];
@@ -72,7 +76,16 @@ async function runBackup(deps: BackupDeps, target: BackupKey): Promise<Manifest>
     const reportRead = throttle<[number, number | undefined]>(PROGRESS_INTERVAL_MS, clock, ([read, total]) =>
       log.info("reading source", { bytesRead: read, totalBytes: total }),
     );
-    const image = await source.read({ maxBytes: config.maxBytes, onProgress: (read, total) => reportRead([read, total], read === total) });
+    const image = await source.read({
+      maxBytes: config.maxBytes,
+      onProgress: (read, total) => reportRead([read, total], read === total),
+      onRetry: ({ attempt, attempts, reason, delayMs }) => log.warn("source changed during the read; reading again", { attempt, attempts, reason, delayMs }),
+    });
+    if (image.wal) {
+      const { ignoredBecause, ...wal } = image.wal;
+      if (ignoredBecause) log.warn("WAL file ignored, as SQLite ignores it", { reason: ignoredBecause, walBytes: wal.bytes });
+      else log.info("WAL applied", wal);
+    }
 
     const snapshot = await takeSnapshot(image, runtime, config.check);
     log.info("image checked", {
@@ -118,6 +131,8 @@ async function runBackup(deps: BackupDeps, target: BackupKey): Promise<Manifest>
       pageSize: snapshot.pageSize,
       pageCount: snapshot.pageCount,
       sqliteVersion: snapshot.sqliteVersion,
+      readAttempts: image.attempts ?? 1,
+      walFrames: image.wal?.committedFrames ?? 0,
       startedAt: started.toISOString(),
       durationMs: elapsed(),
       verified: config.verify,

@@ -15,6 +15,7 @@ export const CONFIG_VARIABLES = [
   "BACKUP_SOURCE", "BACKUP_SOURCE_HEADERS", "BACKUP_NAME",
   "S3_ENDPOINT", "S3_REGION", "S3_BUCKET", "S3_PREFIX", "S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY", "S3_FORCE_PATH_STYLE",
   "MAX_COUNT", "API_KEY", "LINK_TTL_SECONDS", "GZIP_LEVEL", "CHECK", "SCHEDULE", "VERIFY", "MAX_BYTES", "PORT", "HOST",
+  "READ_ATTEMPTS",
 ] as const;
 export type ConfigVariable = (typeof CONFIG_VARIABLES)[number];
 
@@ -48,6 +49,8 @@ export interface Config {
   verify: VerifyMode;
   schedule: string;
   maxBytes: number;
+  /** Reads of a file source before a database that keeps changing is given up on. */
+  readAttempts: number;
   port: number;
   host: string;
 }
@@ -149,6 +152,7 @@ const fields = {
   MAX_BYTES: optional(),
   PORT: integer(1, 65_535, 8787),
   HOST: withDefault("127.0.0.1"),
+  READ_ATTEMPTS: integer(1, 100, 5),
 };
 // Compile-time check: the schema covers exactly the contract's variables.
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : never) : never;
@@ -216,6 +220,7 @@ export function parseConfig(env: Env, defaults: RuntimeDefaults): Config {
     verify: c.VERIFY,
     schedule: c.SCHEDULE,
     maxBytes,
+    readAttempts: c.READ_ATTEMPTS,
     port: c.PORT,
     host: c.HOST,
   };

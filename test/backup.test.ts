@@ -38,7 +38,7 @@ afterAll(async () => {
 function setup(env: Record<string, string>, rt: Runtime = runtime) {
   const config = parseConfig(s3.env(env), { maxBytes: NODE_MAX_BYTES });
   const store = createS3Store(config.s3);
-  const source = createSource(config.source, { files: nodeFiles });
+  const source = createSource(config.source, { files: nodeFiles }, { readAttempts: config.readAttempts });
   return { config, store, runner: createBackupRunner({ config, runtime: rt, store, source }) };
 }
 
@@ -188,13 +188,15 @@ describe("failures leave earlier backups and nothing half-written", () => {
       make: async (p) => (await writeFile(p, await corruptIndexPage(await makeDatabase({ rows: 3000 }))), {}),
     },
     {
-      label: "a database with uncheckpointed WAL frames",
-      code: "WAL_NOT_APPLIED",
-      message: /committed WAL frames are not applied yet/,
+      label: "a database whose rollback journal stays hot (a crashed writer)",
+      code: "HOT_JOURNAL",
+      message: /live rollback journal.*on each of 2 attempts/,
       make: async (p) => {
         await writeDatabase(p, { rows: 5 });
-        await writeFile(`${p}-wal`, new Uint8Array(4096 + 32).fill(7));
-        return {};
+        const journal = new Uint8Array(512);
+        journal.set([0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7]);
+        await writeFile(`${p}-journal`, journal);
+        return { READ_ATTEMPTS: "2" };
       },
     },
     { label: "a missing file", code: "SOURCE_NOT_FOUND", message: /does not exist/, make: async () => ({}) },
@@ -230,7 +232,9 @@ describe("failures leave earlier backups and nothing half-written", () => {
 
   it("aborts the multipart upload when compression fails after parts were uploaded", async () => {
     const path = join(dir, "midway.db");
-    await writeDatabase(path, { rows: 100, targetBytes: 24 * 1024 * 1024 });
+    // Big enough that several gzip blocks (8 MiB each, compressed on worker threads) and
+    // several 5 MiB parts are out before the failure.
+    await writeDatabase(path, { rows: 100, targetBytes: 40 * 1024 * 1024 });
     let fedBytes = 0;
     const failing: Runtime = {
       ...runtime,
@@ -239,7 +243,7 @@ describe("failures leave earlier backups and nothing half-written", () => {
         const gate = new TransformStream<Uint8Array, Uint8Array>({
           transform(chunk, controller) {
             fedBytes += chunk.byteLength;
-            if (fedBytes > 18 * 1024 * 1024) throw new Error("injected compression failure");
+            if (fedBytes > 34 * 1024 * 1024) throw new Error("injected compression failure");
             controller.enqueue(chunk);
           },
         });

@@ -97,6 +97,7 @@ describe("parseConfig defaults", () => {
       MAX_BYTES: "",
       PORT: "",
       HOST: "",
+      READ_ATTEMPTS: "",
     };
     expect(parse(blank)).toEqual(config);
   });
@@ -127,6 +128,8 @@ describe("parseConfig good values", () => {
     ["LINK_TTL_SECONDS", "604800", (c) => c.linkTtlSeconds, 604_800],
     ["GZIP_LEVEL", "1", (c) => c.gzipLevel, 1],
     ["GZIP_LEVEL", "9", (c) => c.gzipLevel, 9],
+    ["READ_ATTEMPTS", "1", (c) => c.readAttempts, 1],
+    ["READ_ATTEMPTS", "100", (c) => c.readAttempts, 100],
     ["CHECK", "none", (c) => c.check, "none"],
     ["CHECK", "full", (c) => c.check, "full"],
     ["CHECK", "FULL", (c) => c.check, "full"],
@@ -208,6 +211,9 @@ describe("parseConfig bad values", () => {
     ["GZIP_LEVEL", "0"],
     ["GZIP_LEVEL", "10"],
     ["GZIP_LEVEL", "best"],
+    ["READ_ATTEMPTS", "0"],
+    ["READ_ATTEMPTS", "101"],
+    ["READ_ATTEMPTS", "many"],
     ["CHECK", "fast"],
     ["CHECK", "integrity"],
     ["VERIFY", "x"],

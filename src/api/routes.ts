@@ -39,6 +39,8 @@ export const ManifestSchema = z
     pageSize: z.number().int(),
     pageCount: z.number().int(),
     sqliteVersion: z.string(),
+    readAttempts: z.number().int().openapi({ description: "Reads it took to get a consistent copy of a file source; more than 1 means a writer changed it during a read." }),
+    walFrames: z.number().int().openapi({ description: "Committed WAL frames applied onto the main file (WAL-mode file sources)." }),
     startedAt: z.string(),
     durationMs: z.number(),
     verified: z.enum(["head", "full"]),

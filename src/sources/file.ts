@@ -1,13 +1,22 @@
 /**
- * A database file on a local disk (Node). The file system is passed in so the core stays
- * runtime-free; Node's `fs/promises` fits the interface as is.
+ * A database file on a local disk (Node), read while its application may be writing it.
+ *
+ * There is no way to take SQLite's locks from JavaScript, so the read is optimistic: look
+ * at the files, copy them, look again, and keep the copy only if nothing that matters
+ * changed in between; otherwise wait and try again. The committed part of `DB-wal` is
+ * applied onto the copy, so the image is the database as its next reader would see it.
+ *
+ * The file system is passed in so the core stays runtime-free; Node's `fs/promises` fits.
  */
 import { BackupError } from "../errors.js";
-import { READ_CHUNK_BYTES, type ReadOptions, type Source, type SourceImage } from "./source.js";
+import { applyWal, readWalHeader, scanWal, WAL_FRAME_HEADER_BYTES, WAL_HEADER_BYTES, type WalScan } from "../sqlite/wal.js";
+import { READ_CHUNK_BYTES, type ReadOptions, type Source, type SourceImage, type WalSummary } from "./source.js";
 
 export interface FileStat {
   size: number;
   mtimeMs: number;
+  /** Inode number: a file replaced by rename has a new one. */
+  ino?: number;
   isFile(): boolean;
 }
 export interface FileHandleLike {
@@ -19,24 +28,82 @@ export interface FileAccess {
   open(path: string, flags: "r"): Promise<FileHandleLike>;
 }
 
+export interface FileSourceOptions {
+  /** Reads attempted before giving up on a file that keeps changing (READ_ATTEMPTS). */
+  attempts?: number;
+  /** Waits between attempts; tests pass a fake. */
+  sleep?: (ms: number) => Promise<void>;
+  /** Jitter for the waits, uniform in [0, 1). */
+  random?: () => number;
+}
+
+export const DEFAULT_READ_ATTEMPTS = 5;
+const FIRST_RETRY_MS = 100;
+const MAX_RETRY_MS = 3000;
+
+/** The wait before attempt `attempt + 1`: exponential, capped, with jitter so that retries do not fall into step with a periodic writer. */
+export function retryDelayMs(attempt: number, random: () => number): number {
+  const base = Math.min(MAX_RETRY_MS, FIRST_RETRY_MS * 2 ** (attempt - 1));
+  return Math.round(base * (0.5 + random()));
+}
+
 // First 8 bytes of a rollback journal whose transaction has not finished (a "hot" journal).
 const JOURNAL_MAGIC = [0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7];
+const DB_HEADER_BYTES = 100;
+
+/** A read that saw the files change (or a transaction in progress): worth another attempt. */
+class TornRead extends Error {
+  constructor(
+    readonly reason: string,
+    readonly hotJournal = false,
+  ) {
+    super(reason);
+  }
+}
+
+interface FileState {
+  size: number;
+  mtimeMs: number;
+  ino: number | undefined;
+  /** The first bytes: the database header or the WAL header. */
+  head: Uint8Array;
+}
+
+/** What is observed before and after a copy. */
+interface Observation {
+  db: FileState;
+  wal: FileState | undefined;
+  hotJournal: boolean;
+}
 
 function errnoOf(err: unknown): string | undefined {
   return typeof err === "object" && err !== null && "code" in err ? String((err as { code: unknown }).code) : undefined;
 }
 
-async function statOrUndefined(fs: FileAccess, path: string): Promise<FileStat | undefined> {
-  try {
-    return await fs.stat(path);
-  } catch (err) {
-    if (errnoOf(err) === "ENOENT") return undefined;
-    throw err;
-  }
+function sameBytes(a: Uint8Array | undefined, b: Uint8Array | undefined): boolean {
+  if (!a || !b) return a === b;
+  return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
-export function fileSource(fs: FileAccess, path: string): Source {
+function sameState(a: FileState | undefined, b: FileState | undefined): boolean {
+  if (!a || !b) return a === b;
+  return a.size === b.size && a.mtimeMs === b.mtimeMs && a.ino === b.ino && sameBytes(a.head, b.head);
+}
+
+export function fileSource(fs: FileAccess, path: string, options: FileSourceOptions = {}): Source {
   const origin = `file ${path}`;
+  const attempts = Math.max(1, options.attempts ?? DEFAULT_READ_ATTEMPTS);
+  const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
+  const random = options.random ?? Math.random;
+
+  async function statOrUndefined(p: string): Promise<FileStat | undefined> {
+    try {
+      return await fs.stat(p);
+    } catch (err) {
+      if (errnoOf(err) === "ENOENT") return undefined;
+      throw err;
+    }
+  }
 
   async function statDatabase(): Promise<FileStat> {
     try {
@@ -54,68 +121,204 @@ export function fileSource(fs: FileAccess, path: string): Source {
     }
   }
 
-  /** Refuse states where the main file alone is not the committed database. */
-  async function checkCompanions(): Promise<void> {
-    const wal = await statOrUndefined(fs, `${path}-wal`);
-    if (wal && wal.size > 0) {
+  /** Read up to `length` bytes at 0; a file that vanished reads as empty. */
+  async function readHead(p: string, length: number): Promise<Uint8Array> {
+    const out = new Uint8Array(length);
+    let fh: FileHandleLike;
+    try {
+      fh = await fs.open(p, "r");
+    } catch (err) {
+      if (errnoOf(err) === "ENOENT") return out.subarray(0, 0);
+      throw err;
+    }
+    try {
+      const { bytesRead } = await fh.read(out, 0, length, 0);
+      return out.subarray(0, bytesRead);
+    } finally {
+      await fh.close();
+    }
+  }
+
+  /**
+   * Fill `into` from the start of `p`, in chunks: one buffer of the file's size, no 2 GiB
+   * readFile limit, no second copy. Returns how many bytes were there and whether there were more.
+   */
+  async function readInto(p: string, into: Uint8Array, onProgress?: (read: number) => void): Promise<{ read: number; more: boolean }> {
+    const fh = await fs.open(p, "r");
+    try {
+      let offset = 0;
+      while (offset < into.length) {
+        const { bytesRead } = await fh.read(into, offset, Math.min(READ_CHUNK_BYTES, into.length - offset), offset);
+        if (bytesRead === 0) break;
+        offset += bytesRead;
+        onProgress?.(offset);
+      }
+      const beyond = await fh.read(new Uint8Array(1), 0, 1, offset);
+      return { read: offset, more: beyond.bytesRead > 0 };
+    } finally {
+      await fh.close();
+    }
+  }
+
+  /**
+   * The order matters: journal, then WAL, then the main file. A rollback transaction writes
+   * the main file only while its journal is hot, and a WAL restart needs a complete
+   * checkpoint first, so a main file looked at after the journal and the WAL header cannot
+   * hide a change that they do not show.
+   */
+  async function observe(): Promise<Observation> {
+    const journal = await statOrUndefined(`${path}-journal`);
+    let hotJournal = false;
+    if (journal && journal.size >= JOURNAL_MAGIC.length) {
+      const head = await readHead(`${path}-journal`, JOURNAL_MAGIC.length);
+      hotJournal = head.length === JOURNAL_MAGIC.length && JOURNAL_MAGIC.every((b, i) => head[i] === b);
+    }
+    const walStat = await statOrUndefined(`${path}-wal`);
+    const wal = walStat ? { size: walStat.size, mtimeMs: walStat.mtimeMs, ino: walStat.ino, head: await readHead(`${path}-wal`, WAL_HEADER_BYTES) } : undefined;
+    const dbStat = await statDatabase();
+    const dbHead = await readHead(path, DB_HEADER_BYTES);
+    return { db: { size: dbStat.size, mtimeMs: dbStat.mtimeMs, ino: dbStat.ino, head: dbHead }, wal, hotJournal };
+  }
+
+  /**
+   * One optimistic copy. Throws TornRead when the copy may mix two states of the database.
+   *
+   * Why the order (main file first, WAL after) and the rules below are enough: in WAL mode
+   * the main file changes only by checkpoints, which copy frames of the current WAL
+   * generation into it. A WAL read after the main file holds every frame a checkpoint
+   * could have copied meanwhile, and applying it overwrites each such page with its newest
+   * committed version, so a checkpoint during the read is harmless as long as the WAL was
+   * not restarted (same header, hence same salts, before and after). Without a WAL to
+   * cover for it, the main file must not have changed at all (size, mtime, inode and the
+   * header, whose change counter moves with every rollback-journal transaction).
+   */
+  async function readOnce({ maxBytes, onProgress }: ReadOptions): Promise<SourceImage> {
+    const before = await observe();
+    if (before.hotJournal) throw new TornRead(`${path}-journal is a live rollback journal: a transaction is being written`, true);
+    if (before.db.size > maxBytes) {
+      throw new BackupError("SOURCE_TOO_LARGE", `${origin} is ${before.db.size} bytes, over MAX_BYTES (${maxBytes}).`, 413);
+    }
+    const walHeaderBefore = before.wal ? readWalHeader(before.wal.head).header : undefined;
+    // Room for pages that live only in the WAL, so that applying it rarely needs a second buffer.
+    const walFrames = walHeaderBefore && before.wal ? Math.max(0, Math.floor((before.wal.size - WAL_HEADER_BYTES) / (WAL_FRAME_HEADER_BYTES + walHeaderBefore.pageSize))) : 0;
+    const capacity = Math.min(before.db.size + walFrames * (walHeaderBefore?.pageSize ?? 0), Math.max(before.db.size, maxBytes));
+    const buffer = new Uint8Array(capacity);
+
+    const db = await readInto(path, buffer.subarray(0, before.db.size), (n) => onProgress?.(n, before.db.size));
+    if (db.read !== before.db.size) throw new TornRead(`${path} shrank from ${before.db.size} to ${db.read} bytes during the read`);
+
+    let wal: Uint8Array | undefined;
+    const walStat = await statOrUndefined(`${path}-wal`);
+    if (walStat && walStat.size > 0) {
+      if (walStat.size > maxBytes) {
+        throw new BackupError("SOURCE_TOO_LARGE", `${path}-wal is ${walStat.size} bytes, over MAX_BYTES (${maxBytes}): checkpoint the database first.`, 413);
+      }
+      const walBuffer = new Uint8Array(walStat.size);
+      const got = await readInto(`${path}-wal`, walBuffer).catch((err: unknown) => (errnoOf(err) === "ENOENT" ? { read: 0 } : Promise.reject(err)));
+      wal = walBuffer.subarray(0, got.read);
+    }
+    const after = await observe();
+    if (after.hotJournal) throw new TornRead(`${path}-journal became a live rollback journal during the read`, true);
+
+    const sameGeneration =
+      walHeaderBefore !== undefined &&
+      wal !== undefined &&
+      sameBytes(before.wal?.head, after.wal?.head) &&
+      sameBytes(before.wal?.head, wal.subarray(0, WAL_HEADER_BYTES)) &&
+      before.wal?.ino === after.wal?.ino;
+    if (sameGeneration) {
+      // Checkpoints may have written (and grown) the main file: the WAL copy covers them.
+      if (before.db.ino !== after.db.ino) throw new TornRead(`${path} was replaced during the read`);
+    } else if (db.more || !sameState(before.db, after.db)) {
+      throw new TornRead(`${path} was modified during the read`);
+    } else if (!sameState(before.wal, after.wal)) {
+      throw new TornRead(`${path}-wal was ${before.wal ? (after.wal ? "restarted or rewritten" : "removed") : "created"} during the read`);
+    }
+
+    let scan = wal ? scanWal(wal) : undefined;
+    if (scan?.unsupported) {
+      throw new BackupError("SOURCE_UNSUPPORTED", `${path}-wal: ${scan.headerProblem}. SQLite refuses to open a database with this WAL; open it with the SQLite that wrote it and checkpoint.`, 422);
+    }
+    if (scan && before.db.size === 0) {
+      // SQLite treats an empty main file as an empty database and discards its WAL.
+      scan = { ...scan, header: undefined, headerProblem: "the database file is empty (0 bytes): SQLite ignores its WAL", committedFrames: 0, commits: 0, databasePages: 0 };
+    }
+    const image = buildImage(buffer, before.db.size, wal, scan, maxBytes);
+    return { bytes: image, origin, ...(scan && wal ? { wal: walSummary(scan, wal.length) } : {}) };
+  }
+
+  function buildImage(buffer: Uint8Array, dbSize: number, wal: Uint8Array | undefined, scan: WalScan | undefined, maxBytes: number): Uint8Array {
+    if (!wal || !scan?.header || scan.commits === 0) return buffer.subarray(0, dbSize);
+    const pageSize = scan.header.pageSize;
+    const dbPageSize = dbSize >= DB_HEADER_BYTES ? pageSizeOf(buffer) : pageSize;
+    if (dbPageSize !== pageSize) {
       throw new BackupError(
-        "WAL_NOT_APPLIED",
-        `${path}-wal holds ${wal.size} bytes of WAL frames, and committed WAL frames are not applied yet: a backup of the main file alone would silently drop committed rows. ` +
-          `Checkpoint first (sqlite3 ${path} "PRAGMA wal_checkpoint(TRUNCATE)") or back up a VACUUM INTO copy.`,
-        409,
+        "SQLITE_CORRUPT",
+        `${path}-wal has ${pageSize}-byte pages but ${path} has ${dbPageSize}-byte pages: the WAL does not belong to this database.`,
+        422,
       );
     }
-    const journal = await statOrUndefined(fs, `${path}-journal`);
-    if (journal && journal.size >= JOURNAL_MAGIC.length) {
-      const head = new Uint8Array(JOURNAL_MAGIC.length);
-      const fh = await fs.open(`${path}-journal`, "r");
-      try {
-        await fh.read(head, 0, head.length, 0);
-      } finally {
-        await fh.close();
-      }
-      if (JOURNAL_MAGIC.every((b, i) => head[i] === b)) {
-        throw new BackupError(
-          "HOT_JOURNAL",
-          `${path}-journal is a live rollback journal: a transaction is being written. Try again when it has committed.`,
-          409,
-        );
-      }
+    const bytes = scan.databasePages * pageSize;
+    if (bytes > maxBytes) throw new BackupError("SOURCE_TOO_LARGE", `${origin} with its committed WAL is ${bytes} bytes, over MAX_BYTES (${maxBytes}).`, 413);
+    let image: Uint8Array;
+    if (bytes <= buffer.length) {
+      image = buffer.subarray(0, bytes);
+      // Pages past the main file that no frame writes stay zero, as SQLite would read them.
+      if (bytes > dbSize) image.fill(0, dbSize);
+    } else {
+      image = new Uint8Array(bytes);
+      image.set(buffer.subarray(0, Math.min(dbSize, bytes)));
     }
+    applyWal(image, wal, scan);
+    return image;
   }
 
   return {
     origin,
-    async read({ maxBytes, onProgress }: ReadOptions): Promise<SourceImage> {
-      const before = await statDatabase();
-      if (before.size > maxBytes) {
-        throw new BackupError("SOURCE_TOO_LARGE", `${origin} is ${before.size} bytes, over MAX_BYTES (${maxBytes}).`, 413);
-      }
-      await checkCompanions();
-      // One buffer of exactly the file's size, filled in chunks: no 2 GiB readFile limit, no second copy.
-      const bytes = new Uint8Array(before.size);
-      const fh = await fs.open(path, "r");
-      try {
-        let offset = 0;
-        while (offset < bytes.length) {
-          const { bytesRead } = await fh.read(bytes, offset, Math.min(READ_CHUNK_BYTES, bytes.length - offset), offset);
-          if (bytesRead === 0) break;
-          offset += bytesRead;
-          onProgress?.(offset, bytes.length);
+    async read(readOptions: ReadOptions): Promise<SourceImage> {
+      const started = Date.now();
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const image = await readOnce(readOptions);
+          return { ...image, attempts: attempt };
+        } catch (err) {
+          if (!(err instanceof TornRead)) throw err;
+          if (attempt >= attempts) {
+            const seconds = ((Date.now() - started) / 1000).toFixed(1);
+            if (err.hotJournal) {
+              throw new BackupError(
+                "HOT_JOURNAL",
+                `${origin}: ${err.reason} on each of ${attempts} attempts over ${seconds} s. A long transaction is in progress, or a crashed writer left the journal: opening the database once with sqlite3 rolls it back.`,
+                409,
+              );
+            }
+            throw new BackupError(
+              "SOURCE_CHANGED",
+              `${origin} kept changing while it was read (${attempts} attempts over ${seconds} s; last: ${err.reason}). Try again when the writer is less busy, or raise READ_ATTEMPTS.`,
+              409,
+            );
+          }
+          const delayMs = retryDelayMs(attempt, random);
+          readOptions.onRetry?.({ attempt, attempts, reason: err.reason, delayMs });
+          await sleep(delayMs);
         }
-        const extra = await fh.read(new Uint8Array(1), 0, 1, offset);
-        if (offset !== bytes.length || extra.bytesRead !== 0) {
-          throw new BackupError("SOURCE_CHANGED", `${origin} changed size while it was being read; try again.`, 409);
-        }
-      } finally {
-        await fh.close();
       }
-      const after = await statDatabase();
-      if (after.size !== before.size || after.mtimeMs !== before.mtimeMs) {
-        throw new BackupError("SOURCE_CHANGED", `${origin} was modified while it was being read; try again.`, 409);
-      }
-      await checkCompanions();
-      return { bytes, origin };
     },
+  };
+}
+
+function pageSizeOf(db: Uint8Array): number {
+  const raw = (db[16]! << 8) | db[17]!;
+  return raw === 1 ? 65536 : raw;
+}
+
+function walSummary(scan: WalScan, walBytes: number): WalSummary {
+  return {
+    bytes: walBytes,
+    committedFrames: scan.committedFrames,
+    commits: scan.commits,
+    uncommittedFrames: scan.uncommittedFrames,
+    ignoredBytes: scan.invalidTailBytes,
+    ...(scan.headerProblem && walBytes > 0 ? { ignoredBecause: scan.headerProblem } : {}),
   };
 }

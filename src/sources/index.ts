@@ -21,13 +21,18 @@ export interface SourceCapabilities {
 // Called through a wrapper: on Workers, a detached `fetch` called with the wrong `this` throws "Illegal invocation".
 const globalFetch: typeof fetch = (input, init) => globalThis.fetch(input, init);
 
-export function createSource(spec: SourceSpec, caps: SourceCapabilities): Source {
+export interface SourceSettings {
+  /** READ_ATTEMPTS: reads of a file that keeps changing before giving up. */
+  readAttempts?: number;
+}
+
+export function createSource(spec: SourceSpec, caps: SourceCapabilities, settings: SourceSettings = {}): Source {
   switch (spec.kind) {
     case "file":
       if (!caps.files) {
         throw new BackupError("SOURCE_UNSUPPORTED", "BACKUP_SOURCE is a file path, but this runtime has no file system: use an http(s):// or s3:// source.", 500);
       }
-      return fileSource(caps.files, spec.path);
+      return fileSource(caps.files, spec.path, settings.readAttempts === undefined ? {} : { attempts: settings.readAttempts });
     case "url":
       return urlSource(caps.fetch ?? globalFetch, spec.url, spec.headers);
     case "s3":

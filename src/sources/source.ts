@@ -6,12 +6,37 @@ export interface SourceImage {
   bytes: Uint8Array;
   /** Human-readable origin for messages and logs, without secrets ("file /data/app.db"). */
   origin: string;
+  /** Reads it took to get a consistent copy (file sources retry torn reads). */
+  attempts?: number;
+  /** The committed part of `DB-wal` applied onto the main file's pages (file sources in WAL mode). */
+  wal?: WalSummary;
+}
+
+export interface WalSummary {
+  bytes: number;
+  committedFrames: number;
+  commits: number;
+  /** Frames of a transaction that had not committed when the WAL was read: not part of the database. */
+  uncommittedFrames: number;
+  /** Bytes after the last valid frame (bad checksum, torn write, older WAL generation). */
+  ignoredBytes: number;
+  /** Set when the whole WAL was ignored, as SQLite ignores it (e.g. "header checksum mismatch"). */
+  ignoredBecause?: string;
+}
+
+export interface RetryInfo {
+  attempt: number;
+  attempts: number;
+  reason: string;
+  delayMs: number;
 }
 
 export interface ReadOptions {
   maxBytes: number;
   /** Called as bytes arrive; `total` is known up front for files and sized responses. */
   onProgress?: (read: number, total: number | undefined) => void;
+  /** Called before waiting to read again after a torn read. */
+  onRetry?: (info: RetryInfo) => void;
 }
 
 export interface Source {

@@ -25,6 +25,8 @@ export function openSqliteSession(dbPath: string): SqliteSession {
   let exited: Error | undefined;
   const exitPromise = new Promise<void>((resolve) => child.once("exit", () => resolve()));
 
+  // Writing to a process that was killed mid-statement must not crash the test run (EPIPE).
+  child.stdin.on("error", () => undefined);
   child.stdout.setEncoding("utf8");
   child.stderr.setEncoding("utf8");
   child.stdout.on("data", (chunk: string) => {
