@@ -232,19 +232,39 @@ describe("failures leave earlier backups and nothing half-written", () => {
 
   // A store that damages what it stores (as a faulty disk or proxy would), while answering
   // success: only verification can notice, and then the run must fail before prune.
+  const flipByteAt = (offset: number) => {
+    let seen = 0;
+    return new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, ctl) {
+        const copy = chunk.slice();
+        if (offset >= seen && offset < seen + copy.length) copy[offset - seen]! ^= 0xff;
+        seen += copy.length;
+        ctl.enqueue(copy);
+      },
+    });
+  };
+  const dropLastBytes = (n: number) => {
+    let held: Uint8Array | undefined;
+    return new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, ctl) {
+        if (held) ctl.enqueue(held);
+        held = chunk;
+      },
+      flush(ctl) {
+        if (held) ctl.enqueue(held.subarray(0, Math.max(0, held.length - n)));
+      },
+    });
+  };
   for (const c of [
-    { label: "one byte of the stored body flipped (VERIFY=full reads it back)", verify: "full", message: /does not decompress|read back \d+ bytes with sha256/, damage: (b: Uint8Array, i: number) => (i === 0 ? b.map((x, j) => (j === Math.floor(b.length / 2) ? x ^ 0xff : x)) : b) },
-    { label: "the stored body cut short (VERIFY=head sees the size)", verify: "head", message: /size is \d+ bytes, \d+ were sent/, damage: (b: Uint8Array, i: number) => (i === 0 ? b.subarray(0, b.length - 10) : b) },
+    // Offset 100: past the 10-byte gzip header, inside the compressed data.
+    { label: "one byte of the stored body flipped (VERIFY=full reads it back)", verify: "full", message: /does not decompress|read back \d+ bytes with sha256/, damage: () => flipByteAt(100) },
+    { label: "the stored body cut short (VERIFY=head sees the size)", verify: "head", message: /size is \d+ bytes, \d+ were sent/, damage: () => dropLastBytes(10) },
   ]) {
     it(`fails the run, deletes the object and does not prune when verification fails: ${c.label}`, async () => {
       const { config, store } = setup({ BACKUP_SOURCE: goodPath, BACKUP_NAME: "fail", MAX_COUNT: "1", VERIFY: c.verify });
       const damaging = {
         ...store,
-        upload: (key: string, body: ReadableStream<Uint8Array>, opts: Parameters<typeof store.upload>[2]) => {
-          let i = 0;
-          const damage = new TransformStream<Uint8Array, Uint8Array>({ transform: (chunk, ctl) => ctl.enqueue(c.damage(chunk, i++)) });
-          return store.upload(key, body.pipeThrough(damage), opts);
-        },
+        upload: (key: string, body: ReadableStream<Uint8Array>, opts: Parameters<typeof store.upload>[2]) => store.upload(key, body.pipeThrough(c.damage()), opts),
       };
       const source = createSource(config.source, { files: nodeFiles });
       const runner = createBackupRunner({ config, runtime, store: damaging, source });
