@@ -1,0 +1,95 @@
+/**
+ * Multi-member gzip from worker threads: whatever the block size, the members decompress
+ * (with zlib and with the system's gunzip) to exactly the input, in order.
+ */
+import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { gunzipSync } from "node:zlib";
+import { afterAll, describe, expect, it } from "vitest";
+import { GzipPool, parallelGzip } from "../functions/parallel-gzip.js";
+import { sliceStream } from "../src/compress.js";
+import { mulberry32 } from "./helpers/random.js";
+
+const pool = new GzipPool(2);
+afterAll(() => pool.close());
+
+async function collect(stream: ReadableStream<Uint8Array>): Promise<Buffer> {
+  const parts: Uint8Array[] = [];
+  const reader = stream.getReader();
+  for (let r = await reader.read(); !r.done; r = await reader.read()) parts.push(r.value);
+  return Buffer.concat(parts);
+}
+
+/** Half compressible text, half random bytes, so members differ in size and content. */
+function sample(bytes: number, seed: number): Uint8Array {
+  const rnd = mulberry32(seed);
+  const out = new Uint8Array(bytes);
+  for (let i = 0; i < bytes; i++) out[i] = i % 4096 < 2048 ? 97 + (i % 26) : Math.floor(rnd() * 256);
+  return out;
+}
+
+/** Occurrences of the gzip member magic (1f 8b 08): at least one per member. */
+function memberCount(gz: Buffer): number {
+  let count = 0;
+  for (let i = 0; i + 2 < gz.length; i++) if (gz[i] === 0x1f && gz[i + 1] === 0x8b && gz[i + 2] === 8) count++;
+  return count;
+}
+
+describe("parallel gzip", () => {
+  it.each([
+    ["several full blocks and a short tail", 5 * 1024 * 1024 + 12345, 1024 * 1024, 1],
+    ["exactly two blocks", 2 * 1024 * 1024, 1024 * 1024, 6],
+    ["one block larger than the input", 300_000, 1024 * 1024, 9],
+  ])("%s decompress to exactly the input", async (_label, bytes, blockBytes, level) => {
+    const input = sample(bytes, bytes);
+    const gz = await collect(sliceStream(input, 256 * 1024).pipeThrough(parallelGzip(pool, level, blockBytes)));
+    const back = gunzipSync(gz);
+    expect(back.length).toBe(input.length);
+    expect(createHash("sha256").update(back).digest("hex")).toBe(createHash("sha256").update(input).digest("hex"));
+    expect(memberCount(gz)).toBeGreaterThanOrEqual(Math.ceil(bytes / blockBytes));
+    // The system gunzip (not only zlib) reads the members as one stream.
+    const viaCli = execFileSync("gzip", ["-dc"], { input: gz, maxBuffer: 64 * 1024 * 1024 });
+    expect(Buffer.compare(viaCli, Buffer.from(input))).toBe(0);
+  });
+
+  it("reads an image in a SharedArrayBuffer in place, and mixes such views with ordinary chunks", async () => {
+    const plain = sample(3 * 1024 * 1024 + 777, 11);
+    const image = new Uint8Array(new SharedArrayBuffer(plain.length));
+    image.set(plain);
+    const gz = await collect(sliceStream(image, 256 * 1024).pipeThrough(parallelGzip(pool, 1, 1024 * 1024)));
+    expect(Buffer.compare(gunzipSync(gz), Buffer.from(plain))).toBe(0);
+    expect(memberCount(gz)).toBeGreaterThanOrEqual(4);
+
+    // Shared views, then a copied chunk, then views that do not continue the previous ones.
+    const mixed = new ReadableStream<Uint8Array>({
+      start(c) {
+        c.enqueue(image.subarray(0, 1000));
+        c.enqueue(image.subarray(1000, 5000));
+        c.enqueue(plain.slice(5000, 9000));
+        c.enqueue(image.subarray(100_000, 200_000));
+        c.enqueue(image.subarray(9000, 20_000));
+        c.close();
+      },
+    });
+    const expected = Buffer.concat([plain.subarray(0, 9000), plain.subarray(100_000, 200_000), plain.subarray(9000, 20_000)]);
+    expect(Buffer.compare(gunzipSync(await collect(mixed.pipeThrough(parallelGzip(pool, 6, 4096)))), expected)).toBe(0);
+  });
+
+  it("keeps the order when later blocks finish first", async () => {
+    // Block 0 is random (slow to compress at level 9), the rest are zeros (fast).
+    const input = new Uint8Array(4 * 512 * 1024);
+    input.set(sample(512 * 1024, 7).map((x) => x | 1), 0);
+    const gz = await collect(sliceStream(input, 64 * 1024).pipeThrough(parallelGzip(pool, 9, 512 * 1024, 4)));
+    expect(Buffer.compare(gunzipSync(gz), Buffer.from(input))).toBe(0);
+  });
+
+  it("turns an empty input into a valid empty gzip file", async () => {
+    const gz = await collect(sliceStream(new Uint8Array(0)).pipeThrough(parallelGzip(pool, 6)));
+    expect(gz.length).toBeGreaterThan(0);
+    expect(gunzipSync(gz).length).toBe(0);
+  });
+
+  it("fails the stream when a worker cannot compress", async () => {
+    await expect(collect(sliceStream(sample(1000, 1)).pipeThrough(parallelGzip(pool, 42)))).rejects.toThrow(/gzip worker: .*level/i);
+  });
+});
