@@ -1,15 +1,29 @@
 /**
- * One backup in this process (the S3 server runs in the parent), then report time and
- * peak RSS as JSON on stdout. Run by bench/backup.ts.
+ * One backup in this process (the S3 server runs in the parent), configured by the
+ * environment like the CLI, then its time and memory as one JSON line on stdout: `ms` of the
+ * backup() call, `loadedRss` (RSS once the code is loaded), `idleRss` (RSS of the ready
+ * process, as a server at rest: config parsed, sql.js compiled; the baseline of "growth"),
+ * `maxRss` (peak RSS of the process, worker threads included) and `marks`: when (ms since the
+ * backup() call) each log message was first seen, with the RSS then — the phases of the run.
+ * Run by bench/run.ts.
  */
 import { createNodeContext } from "../functions/node-context.js";
-import { silentLogger } from "../src/log.js";
+import type { Logger } from "../src/log.js";
 
+const loaded = process.memoryUsage().rss;
+let t0 = performance.now();
+const marks: Record<string, { ms: number; rss: number }> = {};
+const mark = (msg: string) => {
+  marks[msg] ??= { ms: performance.now() - t0, rss: process.memoryUsage().rss };
+};
+const logger: Logger = { debug: mark, info: mark, warn: mark, error: mark, child: () => logger };
+
+const ctx = await createNodeContext(process.env, { logger });
 const idle = process.memoryUsage().rss;
-const ctx = await createNodeContext(process.env, { logger: silentLogger });
-const t0 = performance.now();
+t0 = performance.now();
+for (const k of Object.keys(marks)) delete marks[k];
 const manifest = await ctx.service.backup();
 const ms = performance.now() - t0;
 process.stdout.write(
-  JSON.stringify({ ms, bytes: manifest.bytes, gzipBytes: manifest.gzipBytes, idleRss: idle, maxRss: process.resourceUsage().maxRSS * 1024 }) + "\n",
+  JSON.stringify({ ms, bytes: manifest.bytes, gzipBytes: manifest.gzipBytes, loadedRss: loaded, idleRss: idle, maxRss: process.resourceUsage().maxRSS * 1024, marks }) + "\n",
 );
