@@ -9,7 +9,7 @@ import { createBackupService, type BackupService, type ServiceOptions } from "..
 import { createSource } from "../src/sources/index.js";
 import { createS3Store } from "../src/store/s3.js";
 import type { BackupStore } from "../src/store/store.js";
-import { createNodeRuntime, NODE_MAX_BYTES, nodeFiles, sharedBytes, stderrLogger } from "./node-runtime.js";
+import { createNodeRuntime, NODE_MAX_BYTES, nodeFiles, stderrLogger } from "./node-runtime.js";
 
 export interface NodeContext {
   config: Config;
@@ -24,7 +24,7 @@ export async function createNodeContext(env: Env, options: { logger?: Logger } &
   const logger = options.logger ?? stderrLogger(secretsOf(config));
   const runtime = await createNodeRuntime(logger);
   const store = createS3Store(config.s3);
-  const source = createSource(config.source, { files: nodeFiles, s3: config.s3, allocate: sharedBytes }, { readAttempts: config.readAttempts });
+  const source = createSource(config.source, { files: nodeFiles, s3: config.s3 }, { readAttempts: config.readAttempts });
   const service = createBackupService({ config, runtime, store, source }, options.nextRun ? { nextRun: options.nextRun } : {});
   return { config, logger, runtime, store, service };
 }

@@ -1,6 +1,6 @@
 /**
  * Node implementations of what the core needs: sql.js from its .wasm file, node:zlib gzip
- * (with levels), OpenSSL sha256, the file system, and JSON logs on stderr.
+ * (with levels, on every core: parallel-gzip.ts), OpenSSL sha256, the file system, and JSON logs on stderr.
  */
 import { createHash, randomInt } from "node:crypto";
 import { open, stat } from "node:fs/promises";
@@ -9,7 +9,7 @@ import { createGunzip } from "node:zlib";
 import initSqlJs from "sql.js";
 import type { FileAccess } from "../src/sources/file.js";
 import { jsonLogger, type Logger } from "../src/log.js";
-import { GzipPool, parallelGzip } from "./parallel-gzip.js";
+import { parallelGzip } from "./parallel-gzip.js";
 import type { ByteTransform, Runtime } from "../src/runtime.js";
 
 // The SDK warns on every start that its 2027 releases will need Node 22; this project pins
@@ -17,9 +17,6 @@ import type { ByteTransform, Runtime } from "../src/runtime.js";
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
 
 export const NODE_MAX_BYTES = 4_294_967_296 - 1;
-
-/** Image buffers the gzip threads can read in place (see parallel-gzip.ts). */
-export const sharedBytes = (bytes: number): Uint8Array => new Uint8Array(new SharedArrayBuffer(bytes));
 
 export const nodeFiles: FileAccess = {
   stat: (path) => stat(path),
@@ -38,14 +35,11 @@ export function stderrLogger(secrets: readonly string[] = [], level = process.en
   });
 }
 
-// One set of gzip threads per process, started on first use; idle threads do not keep it alive.
-let gzipPool: GzipPool | undefined;
-
 export async function createNodeRuntime(logger: Logger): Promise<Runtime> {
   const sqlite = await initSqlJs();
   return {
     sqlite,
-    gzip: (level) => parallelGzip((gzipPool ??= new GzipPool()), level),
+    gzip: (level) => parallelGzip(level),
     gunzip: () => toWeb(createGunzip()),
     sha256: () => {
       const h = createHash("sha256");

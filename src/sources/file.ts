@@ -35,11 +35,6 @@ export interface FileSourceOptions {
   sleep?: (ms: number) => Promise<void>;
   /** Jitter for the waits, uniform in [0, 1). */
   random?: () => number;
-  /**
-   * Allocates the image buffer. Node passes one backed by a SharedArrayBuffer, which its gzip
-   * threads read in place instead of receiving copies.
-   */
-  allocate?: (bytes: number) => Uint8Array;
 }
 
 export const DEFAULT_READ_ATTEMPTS = 5;
@@ -100,7 +95,6 @@ export function fileSource(fs: FileAccess, path: string, options: FileSourceOpti
   const attempts = Math.max(1, options.attempts ?? DEFAULT_READ_ATTEMPTS);
   const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
   const random = options.random ?? Math.random;
-  const allocate = options.allocate ?? ((bytes: number) => new Uint8Array(bytes));
 
   async function statOrUndefined(p: string): Promise<FileStat | undefined> {
     try {
@@ -208,7 +202,7 @@ export function fileSource(fs: FileAccess, path: string, options: FileSourceOpti
     // Room for pages that live only in the WAL, so that applying it rarely needs a second buffer.
     const walFrames = walHeaderBefore && before.wal ? Math.max(0, Math.floor((before.wal.size - WAL_HEADER_BYTES) / (WAL_FRAME_HEADER_BYTES + walHeaderBefore.pageSize))) : 0;
     const capacity = Math.min(before.db.size + walFrames * (walHeaderBefore?.pageSize ?? 0), Math.max(before.db.size, maxBytes));
-    const buffer = allocate(capacity);
+    const buffer = new Uint8Array(capacity);
 
     const db = await readInto(path, buffer.subarray(0, before.db.size), (n) => onProgress?.(n, before.db.size));
     if (db.read !== before.db.size) throw new TornRead(`${path} shrank from ${before.db.size} to ${db.read} bytes during the read`);
@@ -272,7 +266,7 @@ export function fileSource(fs: FileAccess, path: string, options: FileSourceOpti
       // Pages past the main file that no frame writes stay zero, as SQLite would read them.
       if (bytes > dbSize) image.fill(0, dbSize);
     } else {
-      image = allocate(bytes);
+      image = new Uint8Array(bytes);
       image.set(buffer.subarray(0, Math.min(dbSize, bytes)));
     }
     applyWal(image, wal, scan);

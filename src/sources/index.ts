@@ -16,8 +16,6 @@ export interface SourceCapabilities {
   fetch?: typeof fetch;
   /** Endpoint, region and credentials for s3:// sources (the bucket comes from BACKUP_SOURCE). */
   s3?: S3Config;
-  /** Allocates a file source's image buffer (see FileSourceOptions.allocate). */
-  allocate?: (bytes: number) => Uint8Array;
 }
 
 // Called through a wrapper: on Workers, a detached `fetch` called with the wrong `this` throws "Illegal invocation".
@@ -34,10 +32,7 @@ export function createSource(spec: SourceSpec, caps: SourceCapabilities, setting
       if (!caps.files) {
         throw new BackupError("SOURCE_UNSUPPORTED", "BACKUP_SOURCE is a file path, but this runtime has no file system: use an http(s):// or s3:// source.", 500);
       }
-      return fileSource(caps.files, spec.path, {
-        ...(settings.readAttempts === undefined ? {} : { attempts: settings.readAttempts }),
-        ...(caps.allocate ? { allocate: caps.allocate } : {}),
-      });
+      return fileSource(caps.files, spec.path, settings.readAttempts === undefined ? {} : { attempts: settings.readAttempts });
     case "url":
       return urlSource(caps.fetch ?? globalFetch, spec.url, spec.headers);
     case "s3":

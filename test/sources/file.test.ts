@@ -2,7 +2,7 @@ import { appendFile, mkdir, mkdtemp, readFile, rename, rm, stat, utimes, writeFi
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { nodeFiles, sharedBytes } from "../../functions/node-runtime.js";
+import { nodeFiles } from "../../functions/node-runtime.js";
 import { BackupError } from "../../src/errors.js";
 import { DEFAULT_READ_ATTEMPTS, fileSource, retryDelayMs, type FileAccess, type FileSourceOptions } from "../../src/sources/file.js";
 import { READ_CHUNK_BYTES, type RetryInfo } from "../../src/sources/source.js";
@@ -113,14 +113,6 @@ describe("file source", () => {
     expect(image.attempts).toBe(1);
     expect(progress.length).toBe(Math.ceil(bytes.length / READ_CHUNK_BYTES));
     expect(progress.at(-1)).toBe(bytes.length);
-  });
-
-  it("reads into the buffer its allocator gives (Node: a SharedArrayBuffer the gzip threads read in place)", async () => {
-    const path = join(dir, "shared.db");
-    const bytes = await writeDatabase(path, { rows: 50 });
-    const image = await fileSource(nodeFiles, path, { allocate: sharedBytes }).read({ maxBytes: 1e9 });
-    expect(image.bytes.buffer).toBeInstanceOf(SharedArrayBuffer);
-    expect(sha256(image.bytes)).toBe(sha256(bytes));
   });
 
   it("refuses a directory, a missing file and a file over the limit", async () => {
