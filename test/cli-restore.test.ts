@@ -3,6 +3,8 @@
  * `backup` command, exit codes, one-line errors, and a target that a damaged backup never
  * replaces.
  */
+import { execFileSync } from "node:child_process";
+import { GetObjectCommand } from "@aws-sdk/client-s3";
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -59,6 +61,29 @@ function expectError(run: Run, code: number, pattern: RegExp): void {
 }
 
 describe("cli verify and restore", () => {
+  it("a backup gzipped as several members on the thread pool gunzips (system gzip) and restores to the exact source", async () => {
+    const bigPath = join(dir, "big.db");
+    const big = await writeDatabase(bigPath, { rows: 500, targetBytes: 7 * 1024 * 1024 });
+    const env = s3.env({ BACKUP_SOURCE: bigPath, BACKUP_NAME: "big" });
+    const run = await cli(["backup"], env);
+    expect(run.code, run.stderr).toBe(0);
+    const manifest = JSON.parse(run.stdout) as { key: string };
+    const object = await s3.client.send(new GetObjectCommand({ Bucket: s3.bucket, Key: manifest.key }));
+    const gz = Buffer.from(await object.Body!.transformToByteArray());
+    // One member per 2 MiB block: each starts with the gzip magic and deflate method, and
+    // has its own trailer; the stream decompresses as one.
+    let members = 0;
+    for (let i = gz.indexOf(Buffer.from([0x1f, 0x8b, 8])); i >= 0; i = gz.indexOf(Buffer.from([0x1f, 0x8b, 8]), i + 1)) members++;
+    expect(members).toBeGreaterThanOrEqual(Math.ceil(big.length / (2 * 1024 * 1024)));
+    expect(sha256(execFileSync("gzip", ["-dc"], { input: gz, maxBuffer: 64 * 1024 * 1024 }))).toBe(sha256(big));
+
+    const target = join(await folder(), "big.db");
+    const restore = await cli(["restore", "latest", "--to", target], env);
+    expect(restore.code, restore.stderr).toBe(0);
+    expect(sha256(await bytesOf(target))).toBe(sha256(big));
+    expect((await cli(["verify", "latest"], env)).code).toBe(0);
+  });
+
   it("backup → restore latest → the same database; verify latest exits 0", async () => {
     const manifest = await backup("shop");
     expect(manifest.sha256).toBe(sha256(source));
