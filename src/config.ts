@@ -15,7 +15,7 @@ export const CONFIG_VARIABLES = [
   "BACKUP_SOURCE", "BACKUP_SOURCE_HEADERS", "BACKUP_NAME",
   "S3_ENDPOINT", "S3_REGION", "S3_BUCKET", "S3_PREFIX", "S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY", "S3_FORCE_PATH_STYLE",
   "MAX_COUNT", "API_KEY", "LINK_TTL_SECONDS", "GZIP_LEVEL", "CHECK", "SCHEDULE", "VERIFY", "MAX_BYTES", "PORT", "HOST",
-  "READ_ATTEMPTS",
+  "READ_ATTEMPTS", "S3_MAX_ATTEMPTS", "S3_TIMEOUT_SECONDS",
 ] as const;
 export type ConfigVariable = (typeof CONFIG_VARIABLES)[number];
 
@@ -35,6 +35,10 @@ export interface S3Config {
   accessKeyId?: string;
   secretAccessKey?: string;
   forcePathStyle: boolean;
+  /** Tries per request (the first one included) for transient failures: 5xx, SlowDown, resets, timeouts. */
+  maxAttempts?: number;
+  /** A request that has not got its response (or, on Node, whose socket is idle) this long fails and is retried. */
+  timeoutMs?: number;
 }
 
 export interface Config {
@@ -153,6 +157,8 @@ const fields = {
   PORT: integer(1, 65_535, 8787),
   HOST: withDefault("127.0.0.1"),
   READ_ATTEMPTS: integer(1, 100, 5),
+  S3_MAX_ATTEMPTS: integer(1, 20, 4),
+  S3_TIMEOUT_SECONDS: integer(1, 3600, 60),
 };
 // Compile-time check: the schema covers exactly the contract's variables.
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : never) : never;
@@ -211,6 +217,8 @@ export function parseConfig(env: Env, defaults: RuntimeDefaults): Config {
       ...(c.S3_ACCESS_KEY_ID ? { accessKeyId: c.S3_ACCESS_KEY_ID } : {}),
       ...(c.S3_SECRET_ACCESS_KEY ? { secretAccessKey: c.S3_SECRET_ACCESS_KEY } : {}),
       forcePathStyle: c.S3_FORCE_PATH_STYLE ?? Boolean(c.S3_ENDPOINT),
+      maxAttempts: c.S3_MAX_ATTEMPTS,
+      timeoutMs: c.S3_TIMEOUT_SECONDS * 1000,
     },
     maxCount: c.MAX_COUNT,
     ...(c.API_KEY ? { apiKey: c.API_KEY } : {}),

@@ -98,6 +98,8 @@ describe("parseConfig defaults", () => {
       PORT: "",
       HOST: "",
       READ_ATTEMPTS: "",
+      S3_MAX_ATTEMPTS: "",
+      S3_TIMEOUT_SECONDS: "",
     };
     expect(parse(blank)).toEqual(config);
   });
@@ -130,6 +132,10 @@ describe("parseConfig good values", () => {
     ["GZIP_LEVEL", "9", (c) => c.gzipLevel, 9],
     ["READ_ATTEMPTS", "1", (c) => c.readAttempts, 1],
     ["READ_ATTEMPTS", "100", (c) => c.readAttempts, 100],
+    ["S3_MAX_ATTEMPTS", "1", (c) => c.s3.maxAttempts, 1],
+    ["S3_MAX_ATTEMPTS", "", (c) => c.s3.maxAttempts, 4],
+    ["S3_TIMEOUT_SECONDS", "5", (c) => c.s3.timeoutMs, 5000],
+    ["S3_TIMEOUT_SECONDS", "", (c) => c.s3.timeoutMs, 60_000],
     ["CHECK", "none", (c) => c.check, "none"],
     ["CHECK", "full", (c) => c.check, "full"],
     ["CHECK", "FULL", (c) => c.check, "full"],
@@ -171,6 +177,8 @@ describe("parseConfig good values", () => {
       accessKeyId: "AKIDEXAMPLE",
       secretAccessKey: "wJalrXUtnFEMI/K7MDENG",
       forcePathStyle: false,
+      maxAttempts: 4,
+      timeoutMs: 60_000,
     });
   });
 
@@ -214,6 +222,10 @@ describe("parseConfig bad values", () => {
     ["READ_ATTEMPTS", "0"],
     ["READ_ATTEMPTS", "101"],
     ["READ_ATTEMPTS", "many"],
+    ["S3_MAX_ATTEMPTS", "0"],
+    ["S3_MAX_ATTEMPTS", "21"],
+    ["S3_TIMEOUT_SECONDS", "0"],
+    ["S3_TIMEOUT_SECONDS", "1.5"],
     ["CHECK", "fast"],
     ["CHECK", "integrity"],
     ["VERIFY", "x"],

@@ -31,7 +31,11 @@ export interface S3StoreOptions {
 
 export const MIN_PART_SIZE = 5 * 1024 * 1024;
 
+export const DEFAULT_MAX_ATTEMPTS = 4;
+export const DEFAULT_TIMEOUT_MS = 60_000;
+
 export function createS3Client(config: S3Config, extra: Partial<S3ClientConfig> = {}): S3Client {
+  const timeoutMs = config.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const client = new S3Client({
     region: config.region,
     ...(config.endpoint ? { endpoint: config.endpoint } : {}),
@@ -43,7 +47,20 @@ export function createS3Client(config: S3Config, extra: Partial<S3ClientConfig> 
     // S3-compatible servers reject or store corrupted, and R2 refuses CRC32 on multipart.
     requestChecksumCalculation: "WHEN_REQUIRED",
     responseChecksumValidation: "WHEN_REQUIRED",
-    maxAttempts: 3,
+    // The SDK's standard retry strategy retries only what is transient (5xx, throttling such as
+    // SlowDown, connection resets, timeouts) with jittered backoff; 403, 404 and signature
+    // errors fail at once. lib-storage sends each part as its own request, so a part is
+    // retried, not the upload.
+    maxAttempts: config.maxAttempts ?? DEFAULT_MAX_ATTEMPTS,
+    // Without a timeout a server that stops answering hangs the backup forever. Both HTTP
+    // handlers take these options (Node: idle socket and time to the response's headers;
+    // Workers' fetch: time to the response); the timeout is an error, and so retried.
+    requestHandler: {
+      connectionTimeout: Math.min(timeoutMs, 10_000),
+      requestTimeout: timeoutMs,
+      socketTimeout: timeoutMs,
+      throwOnRequestTimeout: true,
+    },
     ...extra,
   });
   addDeleteObjectsContentMd5(client);

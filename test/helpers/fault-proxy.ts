@@ -1,0 +1,182 @@
+/**
+ * An HTTP proxy on 127.0.0.1 between the tool and a real S3 server that injects faults per
+ * S3 operation: an error status (500, 503 SlowDown), a connection reset in the middle of the
+ * body, a stall (no answer until the client gives up), or a corrupted response body.
+ * Requests pass through byte for byte otherwise, Host header included, so SigV4 signatures
+ * made for the proxy's address still verify upstream.
+ */
+import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo, Socket } from "node:net";
+
+export type S3Operation =
+  | "CreateMultipartUpload"
+  | "UploadPart"
+  | "CompleteMultipartUpload"
+  | "AbortMultipartUpload"
+  | "ListMultipartUploads"
+  | "ListObjectsV2"
+  | "DeleteObjects"
+  | "DeleteObject"
+  | "HeadObject"
+  | "HeadBucket"
+  | "GetObject"
+  | "PutObject"
+  | "Other";
+
+export type FaultKind = "500" | "503" | "reset" | "stall" | "corrupt";
+
+export interface Fault {
+  op: S3Operation;
+  kind: FaultKind;
+  /** How many matching requests get the fault (then they pass); default 1. Infinity = always. */
+  times?: number;
+  /** Only UploadPart number `part` (1-based). */
+  part?: number;
+}
+
+export interface ProxyRequest {
+  op: S3Operation;
+  method: string;
+  path: string;
+  fault?: FaultKind;
+}
+
+/** Which S3 operation a request is, from its method and query (path-style addressing). */
+export function operationOf(method: string, url: URL): S3Operation {
+  const q = url.searchParams;
+  const segments = url.pathname.split("/").filter(Boolean);
+  const onBucket = segments.length <= 1;
+  switch (method) {
+    case "POST":
+      if (q.has("uploads")) return "CreateMultipartUpload";
+      if (q.has("uploadId")) return "CompleteMultipartUpload";
+      if (q.has("delete")) return "DeleteObjects";
+      return "Other";
+    case "PUT":
+      if (q.has("uploadId") && q.has("partNumber")) return "UploadPart";
+      return onBucket ? "Other" : "PutObject";
+    case "DELETE":
+      if (q.has("uploadId")) return "AbortMultipartUpload";
+      return onBucket ? "Other" : "DeleteObject";
+    case "HEAD":
+      return onBucket ? "HeadBucket" : "HeadObject";
+    case "GET":
+      if (onBucket && q.has("uploads")) return "ListMultipartUploads";
+      if (onBucket && q.get("list-type") === "2") return "ListObjectsV2";
+      return onBucket ? "Other" : "GetObject";
+    default:
+      return "Other";
+  }
+}
+
+const ERROR_BODY: Record<"500" | "503", { code: string; message: string }> = {
+  "500": { code: "InternalError", message: "We encountered an internal error. Please try again." },
+  "503": { code: "SlowDown", message: "Please reduce your request rate." },
+};
+
+export interface FaultProxy {
+  endpoint: string;
+  /** Every request seen, in order, with the fault it got. */
+  readonly requests: ProxyRequest[];
+  /** Replace the fault plan. */
+  set(faults: Fault[]): void;
+  /** Faults injected so far. */
+  injected(): number;
+  close(): Promise<void>;
+}
+
+export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
+  const target = new URL(upstream);
+  let plan: (Fault & { left: number })[] = [];
+  const requests: ProxyRequest[] = [];
+  const sockets = new Set<Socket>();
+  let injected = 0;
+
+  const pick = (op: S3Operation, part: number | undefined): FaultKind | undefined => {
+    const f = plan.find((p) => p.op === op && p.left > 0 && (p.part === undefined || p.part === part));
+    if (!f) return undefined;
+    f.left--;
+    injected++;
+    return f.kind;
+  };
+
+  const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const url = new URL(req.url ?? "/", "http://proxy");
+    const op = operationOf(req.method ?? "GET", url);
+    const partNumber = url.searchParams.get("partNumber");
+    const fault = pick(op, partNumber ? Number(partNumber) : undefined);
+    requests.push({ op, method: req.method ?? "", path: url.pathname, ...(fault ? { fault } : {}) });
+
+    if (fault === "500" || fault === "503") {
+      // Drain the request first: the client must see the answer, not a broken pipe.
+      req.resume();
+      req.on("end", () => {
+        const { code, message } = ERROR_BODY[fault];
+        const body = `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code><Message>${message}</Message><RequestId>fault</RequestId></Error>`;
+        res.writeHead(Number(fault), { "content-type": "application/xml", "content-length": Buffer.byteLength(body) });
+        res.end(req.method === "HEAD" ? undefined : body);
+      });
+      return;
+    }
+    if (fault === "stall") {
+      // Read the request and never answer; the client's timeout has to end it.
+      req.resume();
+      return;
+    }
+    if (fault === "reset") {
+      // Cut the connection in the middle of the request body (or right away without one).
+      let seen = 0;
+      const length = Number(req.headers["content-length"] ?? 0);
+      if (length === 0) {
+        req.socket.destroy();
+        return;
+      }
+      req.on("data", (chunk: Buffer) => {
+        seen += chunk.length;
+        if (seen >= length / 2) req.socket.destroy();
+      });
+      return;
+    }
+
+    const upstreamReq = httpRequest(
+      { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers },
+      (up) => {
+        if (fault === "corrupt") {
+          const chunks: Buffer[] = [];
+          up.on("data", (c: Buffer) => chunks.push(c));
+          up.on("end", () => {
+            const body = Buffer.concat(chunks);
+            // Flip a byte in the middle: XML becomes unparsable or wrong, an object's bytes differ.
+            if (body.length > 0) body[Math.floor(body.length / 2)]! ^= 0x55;
+            res.writeHead(up.statusCode ?? 502, up.headers);
+            res.end(body);
+          });
+          return;
+        }
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        up.pipe(res);
+      },
+    );
+    upstreamReq.on("error", () => res.destroy());
+    req.pipe(upstreamReq);
+  });
+  server.on("connection", (s) => {
+    sockets.add(s);
+    s.on("close", () => sockets.delete(s));
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    requests,
+    set(faults) {
+      plan = faults.map((f) => ({ ...f, left: f.times ?? 1 }));
+    },
+    injected: () => injected,
+    async close() {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
