@@ -6,7 +6,7 @@
 import type { Config } from "./config.js";
 import { gzipImage } from "./compress.js";
 import { asBackupError, BackupError } from "./errors.js";
-import { backupFolder, createKeyFactory, type BackupKey } from "./keys.js";
+import { backupFolder, createKeyFactory, parseKey, type BackupKey } from "./keys.js";
 import { throttle } from "./log.js";
 import { planRetention } from "./retention.js";
 import type { Runtime } from "./runtime.js";
@@ -35,6 +35,8 @@ export interface Manifest {
   pruned: string[];
   /** Set when the backup succeeded but removing old backups did not. */
   pruneError?: string;
+  /** Keys of this tool's unfinished multipart uploads, older than STALE_UPLOAD_MS, that were aborted. */
+  abortedUploads: string[];
 }
 
 export interface BackupDeps {
@@ -45,6 +47,12 @@ export interface BackupDeps {
 }
 
 const PROGRESS_INTERVAL_MS = 2000;
+/**
+ * A failed run aborts its multipart upload; if even that abort fails, the parts stay (and are
+ * billed) until a later run aborts them. Only uploads older than this are touched, so that a
+ * backup still running elsewhere is never cut off.
+ */
+export const STALE_UPLOAD_MS = 3 * 60 * 60 * 1000;
 
 export function objectMetadata(s: Snapshot): Record<string, string> {
   return {
@@ -121,6 +129,7 @@ async function runBackup(deps: BackupDeps, target: BackupKey): Promise<Manifest>
     log.info("verified", { verify: config.verify });
 
     const { pruned, pruneError } = await prune(deps, target.key);
+    const abortedUploads = await abortStaleUploads(deps);
     const manifest: Manifest = {
       key: target.key,
       file: target.file,
@@ -138,6 +147,7 @@ async function runBackup(deps: BackupDeps, target: BackupKey): Promise<Manifest>
       verified: config.verify,
       pruned,
       ...(pruneError ? { pruneError } : {}),
+      abortedUploads,
     };
     log.info("backup finished", { bytes: manifest.bytes, gzipBytes, durationMs: manifest.durationMs, pruned: pruned.length });
     return manifest;
@@ -187,4 +197,23 @@ async function prune(deps: BackupDeps, newKey: string): Promise<{ pruned: string
     runtime.logger.error("prune failed; the new backup is kept", { name: config.name, error: pruneError });
     return { pruned: [], pruneError };
   }
+}
+
+/** Abort this name's multipart uploads left by failed runs (best effort: never fails the backup). */
+async function abortStaleUploads(deps: BackupDeps): Promise<string[]> {
+  const { config, store, runtime } = deps;
+  const cutoff = runtime.now().getTime() - STALE_UPLOAD_MS;
+  const aborted: string[] = [];
+  try {
+    const uploads = await store.listUploads(backupFolder(config.s3.prefix, config.name));
+    // Only keys this tool writes for this name, and only old ones.
+    for (const u of uploads.filter((x) => parseKey(config.s3.prefix, config.name, x.key) && x.initiated.getTime() < cutoff)) {
+      await store.abortUpload(u);
+      aborted.push(u.key);
+    }
+    if (aborted.length) runtime.logger.warn("aborted stale multipart uploads of earlier failed runs", { name: config.name, keys: aborted });
+  } catch (err) {
+    runtime.logger.error("could not abort stale multipart uploads; a later run will try again", { name: config.name, error: asBackupError(err).message, aborted });
+  }
+  return aborted;
 }

@@ -5,6 +5,7 @@
  * object in the folder proves itself (sha256 and integrity_check).
  */
 import { mkdtemp, rm } from "node:fs/promises";
+import { CreateMultipartUploadCommand } from "@aws-sdk/client-s3";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -45,7 +46,7 @@ afterAll(async () => {
 
 let n = 0;
 /** A backup runner for a fresh name whose requests go through the proxy. */
-function through(extra: Record<string, string> = {}) {
+function through(extra: Record<string, string> = {}, rt: Runtime = runtime) {
   const name = `f${n++}`;
   // Short timeouts keep the stall cases quick; a stall must still end in a retry or an error.
   const config = parseConfig(s3.env({ BACKUP_SOURCE: dbPath, BACKUP_NAME: name, S3_ENDPOINT: proxy.endpoint, S3_TIMEOUT_SECONDS: "1", S3_MAX_ATTEMPTS: "3", ...extra }), {
@@ -53,7 +54,7 @@ function through(extra: Record<string, string> = {}) {
   });
   const store = createS3Store(config.s3);
   const source = createSource(config.source, { files: nodeFiles });
-  return { name, config, store, runner: createBackupRunner({ config, runtime, store, source }) };
+  return { name, config, store, runner: createBackupRunner({ config, runtime: rt, store, source }) };
 }
 
 /** The store without the proxy, to look at what really is in the bucket. */
@@ -72,6 +73,13 @@ async function expectIntact(name: string, mustExist: string[]): Promise<string[]
     expect(proved.integrity).toBe("ok");
   }
   return keys;
+}
+
+async function expectIntactObjects(name: string, mustExist: string[]): Promise<void> {
+  const store = direct();
+  const keys = await s3.keys(`backups/${name}/`);
+  for (const key of mustExist) expect(keys).toContain(key);
+  for (const key of keys) expect((await verifyBackup(store, runtime, key, { maxBytes: NODE_MAX_BYTES })).integrity).toBe("ok");
 }
 
 async function outcome(run: () => Promise<Manifest>): Promise<Manifest | BackupError> {
@@ -180,6 +188,37 @@ describe("persistent faults fail cleanly: no object under the failed key, no upl
     expect(result).toBeInstanceOf(BackupError);
     expect((result as BackupError).code).toBe("VERIFY_FAILED");
     expect(await expectIntact(t.name, [earlier.key])).toEqual([earlier.key]);
+  });
+});
+
+describe("uploads left behind when even the abort fails", () => {
+  it("are aborted by a later run once older than 3 hours; fresh ones and keys that are not ours are left alone", async () => {
+    const t = through();
+    proxy.set([]);
+    const earlier = await t.runner.run();
+    proxy.set([
+      { op: "UploadPart", kind: "500", times: Infinity },
+      { op: "AbortMultipartUpload", kind: "500", times: Infinity },
+    ]);
+    const failed = await outcome(() => t.runner.run());
+    proxy.set([]);
+    expect(failed).toBeInstanceOf(BackupError);
+    const folder = `backups/${t.name}/`;
+    const orphans = await s3.uploads(folder);
+    expect(orphans, "the failed abort left the upload").toHaveLength(1);
+    await s3.client.send(new CreateMultipartUploadCommand({ Bucket: s3.bucket, Key: `${folder}notes.txt` }));
+
+    // A run now: the orphan is fresh (it may be a backup still running elsewhere).
+    const soon = await t.runner.run();
+    expect(soon.abortedUploads).toEqual([]);
+    expect(await s3.uploads(folder)).toHaveLength(2);
+
+    // A run four hours later: the orphan is stale and is aborted; notes.txt is not ours.
+    const later: Runtime = { ...runtime, now: () => new Date(Date.now() + 4 * 60 * 60 * 1000) };
+    const m = await through({ BACKUP_NAME: t.name }, later).runner.run();
+    expect(m.abortedUploads).toEqual([orphans[0]!.split("#")[0]]);
+    expect((await s3.uploads(folder)).map((u) => u.split("#")[0])).toEqual([`${folder}notes.txt`]);
+    await expectIntactObjects(t.name, [earlier.key, soon.key, m.key]);
   });
 });
 

@@ -46,6 +46,7 @@ export const ManifestSchema = z
     verified: z.enum(["head", "full"]),
     pruned: z.array(z.string()).openapi({ description: "Keys of old backups removed by retention." }),
     pruneError: z.string().optional().openapi({ description: "Set when the backup succeeded but removing old backups did not." }),
+    abortedUploads: z.array(z.string()).openapi({ description: "Keys of multipart uploads left by earlier failed runs (older than 3 hours) that this run aborted." }),
   })
   .openapi("Manifest");
 

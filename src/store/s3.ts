@@ -18,7 +18,7 @@ import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import type { S3Config } from "../config.js";
 import { BackupError } from "../errors.js";
 import { storeError } from "./s3-errors.js";
-import type { BackupStore, DeleteResult, ObjectHead, StoredObject, UploadOptions } from "./store.js";
+import type { BackupStore, DeleteResult, ObjectHead, PendingUpload, StoredObject, UploadOptions } from "./store.js";
 
 export interface S3StoreOptions {
   /** Multipart part size; S3 requires ≥ 5 MiB for every part but the last. */
@@ -214,26 +214,39 @@ export function createS3Store(config: S3Config, options: S3StoreOptions = {}): B
       }
     },
 
-    async abortUploads(key: string): Promise<number> {
-      let aborted = 0;
+    async listUploads(prefix: string): Promise<PendingUpload[]> {
+      const out: PendingUpload[] = [];
       let KeyMarker: string | undefined;
       let UploadIdMarker: string | undefined;
       try {
         for (;;) {
-          const r = await client.send(new ListMultipartUploadsCommand({ Bucket, Prefix: key, KeyMarker, UploadIdMarker }));
+          const r = await client.send(new ListMultipartUploadsCommand({ Bucket, Prefix: prefix, KeyMarker, UploadIdMarker }));
           for (const u of r.Uploads ?? []) {
-            if (u.Key !== key || !u.UploadId) continue;
-            await client.send(new AbortMultipartUploadCommand({ Bucket, Key: key, UploadId: u.UploadId }));
-            aborted += 1;
+            if (u.Key?.startsWith(prefix) && u.UploadId) out.push({ key: u.Key, uploadId: u.UploadId, initiated: u.Initiated ?? new Date(0) });
           }
           if (!r.IsTruncated) break;
           KeyMarker = r.NextKeyMarker;
           UploadIdMarker = r.NextUploadIdMarker;
         }
       } catch (err) {
-        throw fail(err, `aborting multipart uploads of ${key}`);
+        throw fail(err, `listing multipart uploads under ${prefix}`);
       }
-      return aborted;
+      return out;
+    },
+
+    async abortUpload(upload: PendingUpload): Promise<void> {
+      try {
+        await client.send(new AbortMultipartUploadCommand({ Bucket, Key: upload.key, UploadId: upload.uploadId }));
+      } catch (err) {
+        if (isNotFound(err)) return; // already gone (NoSuchUpload)
+        throw fail(err, `aborting the multipart upload of ${upload.key}`);
+      }
+    },
+
+    async abortUploads(key: string): Promise<number> {
+      const mine = (await store.listUploads(key)).filter((u) => u.key === key);
+      for (const u of mine) await store.abortUpload(u);
+      return mine.length;
     },
   };
 

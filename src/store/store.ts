@@ -22,6 +22,12 @@ export interface UploadOptions {
   onProgress?: (uploaded: number) => void;
 }
 
+export interface PendingUpload {
+  key: string;
+  uploadId: string;
+  initiated: Date;
+}
+
 export interface DeleteResult {
   deleted: string[];
   failed: { key: string; message: string }[];
@@ -42,6 +48,9 @@ export interface BackupStore {
   delete(keys: readonly string[]): Promise<DeleteResult>;
   /** A GET URL valid for `ttlSeconds` that downloads as `filename`. */
   presign(key: string, ttlSeconds: number, filename: string): Promise<string>;
+  /** Unfinished multipart uploads whose key starts with `prefix`. */
+  listUploads(prefix: string): Promise<PendingUpload[]>;
+  abortUpload(upload: PendingUpload): Promise<void>;
   /** Abort unfinished multipart uploads of exactly `key`; returns how many. */
   abortUploads(key: string): Promise<number>;
 }

@@ -129,6 +129,8 @@ export function countingStore(store: BackupStore, calls: string[]): BackupStore 
     get: (key) => (calls.push(`get ${key}`), store.get(key)),
     delete: (keys) => (calls.push(`delete ${keys.join(",")}`), store.delete(keys)),
     presign: (key, ttl, filename) => (calls.push(`presign ${key}`), store.presign(key, ttl, filename)),
+    listUploads: (prefix) => (calls.push(`listUploads ${prefix}`), store.listUploads(prefix)),
+    abortUpload: (upload) => (calls.push(`abortUpload ${upload.key}`), store.abortUpload(upload)),
     abortUploads: (key) => (calls.push(`abortUploads ${key}`), store.abortUploads(key)),
   };
 }
