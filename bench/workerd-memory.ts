@@ -43,6 +43,7 @@ interface Row {
   wallMs: number;
   cpuMs: number;
   gzipBytes?: number;
+  phases: string;
 }
 
 async function procStatus(pid: number): Promise<Record<string, number>> {
@@ -104,6 +105,9 @@ try {
     sourcePath = await benchDatabase(asked);
     const bytes = (await stat(sourcePath)).size;
     const workerdSaid: string[] = [];
+    // RSS when each log line of the run reaches us (a few ms after workerd wrote it): where the memory goes.
+    const phases: Promise<string>[] = [];
+    let watched: number | undefined;
     const mf = new Miniflare({
       ...bundleModules(bundle),
       bindings: {
@@ -121,6 +125,15 @@ try {
       },
       handleStructuredLogs: ({ message }: { message: string }) => {
         workerdSaid.push(message);
+        const pid = watched;
+        if (pid === undefined) return;
+        let msg = message;
+        try {
+          msg = String((JSON.parse(message) as { msg?: unknown }).msg ?? message);
+        } catch {
+          // not one of our JSON lines
+        }
+        phases.push(procStatus(pid).then((s) => `${msg}: ${((s.VmRSS ?? 0) / MiB).toFixed(0)} MiB`, () => `${msg}: ?`));
       },
     });
     try {
@@ -149,6 +162,7 @@ try {
         }
       })();
 
+      watched = pid;
       const started = performance.now();
       const res = await mf.dispatchFetch("http://localhost/backups", { method: "POST", headers: { Authorization: `Bearer ${API_KEY}` } });
       const body = (await res.json()) as { gzipBytes?: number; error?: { code: string } };
@@ -169,8 +183,11 @@ try {
         wallMs,
         cpuMs: cpuAfter - cpuBefore,
         ...(body.gzipBytes !== undefined ? { gzipBytes: body.gzipBytes } : {}),
+        phases: (await Promise.all(phases)).join(" → "),
       });
+      watched = undefined;
       console.error(`benchDatabase(${asked}): ${(bytes / MiB).toFixed(1)} MiB → ${res.status} in ${(wallMs / 1000).toFixed(2)} s`);
+      console.error(`  RSS at log lines: ${rows.at(-1)!.phases}`);
     } finally {
       await mf.dispose().catch(() => undefined);
     }
@@ -205,5 +222,9 @@ POST /backups of a generated database (bench/make-db.ts: rows, JSON, half-random
 RSS is the whole workerd process (fresh per row, warmed up by GET /health, which loads sql.js); Miniflare does not enforce the 128 MB isolate limit.
 
 ${table}
+
+RSS when each log line of the run reached the bench (a few ms late; the peak between lines is in the table):
+
+${rows.map((r) => `- ${r.asked}: ${r.phases}`).join("\n")}
 `,
 );

@@ -32,18 +32,20 @@ const INITIAL_CAPACITY = 1024 * 1024;
 
 export async function readStream(stream: ReadableStream<Uint8Array>, options: ReadStreamOptions): Promise<Uint8Array> {
   const { expectedBytes: expected, maxBytes, onProgress, checkHead, problem } = options;
-  const reader = stream.getReader();
+  const byob = expected !== undefined ? byobReader(stream) : undefined;
+  const reader = byob ?? stream.getReader();
   try {
     if (expected !== undefined && expected > maxBytes) {
       throw problem({ kind: "too-large", bytes: expected, limit: maxBytes, announced: true });
     }
+    if (byob && expected !== undefined) return await readInPlace(byob, expected, options);
     let buffer = new Uint8Array(expected ?? Math.min(INITIAL_CAPACITY, maxBytes));
     let read = 0;
     let headChecked = checkHead === undefined;
     for (;;) {
       let result: ReadableStreamReadResult<Uint8Array>;
       try {
-        result = await reader.read();
+        result = await (reader as ReadableStreamDefaultReader<Uint8Array>).read(); // the BYOB case returned above
       } catch (cause) {
         throw problem({ kind: "failed", bytes: read, expected, cause });
       }
@@ -79,6 +81,51 @@ export async function readStream(stream: ReadableStream<Uint8Array>, options: Re
   } finally {
     reader.releaseLock();
   }
+}
+
+/** A BYOB reader if the stream is a byte stream (fetch bodies in workerd), else undefined. */
+function byobReader(stream: ReadableStream<Uint8Array>): ReadableStreamBYOBReader | undefined {
+  try {
+    return (stream as ReadableStream<Uint8Array> & { getReader(o: { mode: "byob" }): ReadableStreamBYOBReader }).getReader({ mode: "byob" });
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The known-length case with a BYOB reader: the stream writes straight into the image's
+ * buffer, so no chunk is allocated per read. With a default reader every chunk is a new
+ * buffer, garbage once copied: the Worker's RSS grew by 104 MiB while reading a 90.3 MiB
+ * database that way and by 91 MiB this way (bench/workerd-memory.ts). A read transfers the
+ * buffer it fills, so each read goes into the buffer the previous one returned.
+ */
+async function readInPlace(reader: ReadableStreamBYOBReader, expected: number, options: ReadStreamOptions): Promise<Uint8Array> {
+  const { onProgress, checkHead, problem } = options;
+  let buffer = new ArrayBuffer(expected);
+  let read = 0;
+  let headChecked = checkHead === undefined;
+  const next = async (view: Uint8Array): Promise<ReadableStreamReadResult<Uint8Array>> => {
+    try {
+      return (await reader.read(view)) as ReadableStreamReadResult<Uint8Array>;
+    } catch (cause) {
+      throw problem({ kind: "failed", bytes: read, expected, cause });
+    }
+  };
+  while (read < expected) {
+    const result = await next(new Uint8Array(buffer, read, expected - read));
+    if (result.value) buffer = result.value.buffer as ArrayBuffer;
+    if (result.done) throw problem({ kind: "wrong-length", bytes: read, expected, complete: true });
+    read += result.value.byteLength;
+    if (!headChecked && read >= HEAD_BYTES) {
+      headChecked = true;
+      checkHead?.(new Uint8Array(buffer, 0, HEAD_BYTES));
+    }
+    onProgress?.(read, expected);
+  }
+  // All announced bytes are in: anything more is a wrong length.
+  const extra = await next(new Uint8Array(64 * 1024));
+  if (!extra.done) throw problem({ kind: "wrong-length", bytes: read + extra.value.byteLength, expected, complete: false });
+  return new Uint8Array(buffer);
 }
 
 /**
