@@ -19,6 +19,7 @@ import { createSource } from "../src/sources/index.js";
 import { createS3Store, MIN_PART_SIZE } from "../src/store/s3.js";
 import { corruptIndexPage, dumpTables, integrityCheck, makeDatabase, sha256, sqliteCli, writeDatabase } from "./helpers/db.js";
 import { startTestStore, type TestStore } from "./helpers/s3.js";
+import { backupError } from "./helpers/errors.js";
 
 let s3: TestStore;
 let dir: string;
@@ -154,12 +155,7 @@ describe("failures leave earlier backups and nothing half-written", () => {
   });
 
   async function expectCleanFailure(run: () => Promise<unknown>, code: string, message: RegExp): Promise<BackupError> {
-    const err = await run().then(
-      () => undefined,
-      (e: unknown) => e,
-    );
-    expect(err).toBeInstanceOf(BackupError);
-    const be = err as BackupError;
+    const be = await backupError(run());
     expect(be.code).toBe(code);
     expect(be.message).toMatch(message);
     expect(be.message).not.toContain(s3.secretAccessKey === "S3RVER" ? "\u0000" : s3.secretAccessKey);

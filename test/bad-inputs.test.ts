@@ -20,6 +20,7 @@ import { createSource } from "../src/sources/index.js";
 import { createS3Store } from "../src/store/s3.js";
 import { makeDatabase } from "./helpers/db.js";
 import { startTestStore, type TestStore } from "./helpers/s3.js";
+import { backupError } from "./helpers/errors.js";
 
 let s3: TestStore;
 let runtime: Runtime;
@@ -69,17 +70,11 @@ async function failedBackup(name: string, env: Record<string, string>): Promise<
   const config = parseConfig(s3.env({ BACKUP_NAME: name, ...env }), { maxBytes: NODE_MAX_BYTES });
   const store = createS3Store(config.s3);
   const source = createSource(config.source, { files: nodeFiles, s3: config.s3 }, { readAttempts: 1 });
-  const err = await createBackupRunner({ config, runtime, store, source })
-    .run()
-    .then(
-      () => undefined,
-      (e: unknown) => e,
-    );
-  expect(err, "the backup must fail").toBeInstanceOf(BackupError);
+  const err = await backupError(createBackupRunner({ config, runtime, store, source }).run(), "the backup must fail");
   // Nothing reached the bucket: no object, no multipart upload.
   expect(await s3.keys(`backups/${name}/`)).toEqual([]);
   expect(await s3.uploads(`backups/${name}/`)).toEqual([]);
-  return err as BackupError;
+  return err;
 }
 
 describe("the bad-input corpus", () => {

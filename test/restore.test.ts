@@ -9,7 +9,6 @@ import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { fsError, nodeRestoreFiles } from "../functions/node-restore-files.js";
 import { createNodeRuntime } from "../functions/node-runtime.js";
-import { BackupError } from "../src/errors.js";
 import { jsonLogger } from "../src/log.js";
 import { restoreBackup, splitPath, type RestoreFiles, type RestoreOptions } from "../src/restore.js";
 import type { Runtime } from "../src/runtime.js";
@@ -18,6 +17,7 @@ import type { BackupStore } from "../src/store/store.js";
 import { flipMiddleByte, putBackup, replaceBody } from "./helpers/backups.js";
 import { corruptIndexPage, dumpTables, integrityCheck, makeDatabase, sha256 } from "./helpers/db.js";
 import { startTestStore, type TestStore } from "./helpers/s3.js";
+import { backupError } from "./helpers/errors.js";
 
 let s3: TestStore;
 let store: BackupStore;
@@ -53,14 +53,6 @@ function restore(name: string, options: Omit<RestoreOptions, "which"> & { which?
   return restoreBackup({ config: { name, maxBytes: 4_294_967_295, s3: { prefix: "backups/" } }, runtime, store, files }, { which: "latest", ...options });
 }
 
-async function failure(p: Promise<unknown>): Promise<BackupError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(BackupError);
-  return err as BackupError;
-}
 
 const bytesOf = async (path: string) => new Uint8Array(await readFile(path));
 
@@ -110,7 +102,7 @@ describe("restoreBackup", () => {
     const target = join(folder, "app.db");
     await writeFile(target, other);
     // An invalid backup name would fail at resolution: the target is decided first.
-    const err = await failure(restore(name, { target, which: "not-a-backup" }));
+    const err = await backupError(restore(name, { target, which: "not-a-backup" }));
     expect(err.code).toBe("TARGET_EXISTS");
     expect(err.status).toBe(409);
     expect(err.message).toContain(`${target} already exists (${other.length} bytes); use --force`);
@@ -180,7 +172,7 @@ describe("restoreBackup", () => {
       const target = join(folder, "app.db");
       await writeFile(target, other);
       await writeFile(`${target}-wal`, "stale wal of the current database");
-      const err = await failure(restore(name, { target, force: true }));
+      const err = await backupError(restore(name, { target, force: true }));
       expect(err.code).toBe(d.code);
       expect(err.message).toMatch(d.message);
       expect(sha256(await bytesOf(target))).toBe(sha256(other));
@@ -193,7 +185,7 @@ describe("restoreBackup", () => {
     const { name, folder } = await fresh();
     await putBackup(s3, { name, image: await corruptIndexPage(image) });
     const target = join(folder, "app.db");
-    const err = await failure(restore(name, { target }));
+    const err = await backupError(restore(name, { target }));
     expect(err.code).toBe("SQLITE_CORRUPT");
     expect(err.message).toMatch(/integrity_check|SQLite cannot read/);
     expect(await readdir(folder)).toEqual([]);
@@ -221,7 +213,7 @@ describe("restoreBackup", () => {
         };
       },
     };
-    const err = await failure(restore(name, { target, force: true }, badDisk));
+    const err = await backupError(restore(name, { target, force: true }, badDisk));
     expect(flipped).toBe(true);
     expect(err.code).toBe("VERIFY_FAILED");
     expect(err.message).toContain("the sha256 of its");
@@ -246,7 +238,7 @@ describe("restoreBackup", () => {
         };
       },
     };
-    const err = await failure(restore(name, { target: join(folder, "app.db") }, full));
+    const err = await backupError(restore(name, { target: join(folder, "app.db") }, full));
     expect(err.code).toBe("TARGET_UNWRITABLE");
     expect(err.message).toMatch(/^writing .*\.app\.db\.restore-[0-9a-f]{12}\.tmp failed: disk full \(no space left on device\) \(ENOSPC\)\.$/);
     expect(await readdir(folder)).toEqual([]);
@@ -261,7 +253,7 @@ describe("restoreBackup", () => {
       ...nodeRestoreFiles,
       rename: (from) => Promise.reject(fsError(Object.assign(new Error("EIO"), { code: "EIO" }), `renaming ${from}`)),
     };
-    const err = await failure(restore(name, { target, force: true }, files));
+    const err = await backupError(restore(name, { target, force: true }, files));
     expect(err.code).toBe("TARGET_UNWRITABLE");
     expect(err.message).toContain("input/output error (EIO)");
     expect(sha256(await bytesOf(target))).toBe(sha256(other));
@@ -273,22 +265,22 @@ describe("restoreBackup", () => {
     await putBackup(s3, { name, image });
 
     await writeFile(join(folder, "afile"), "x");
-    const notDir = await failure(restore(name, { target: join(folder, "afile", "app.db") }));
+    const notDir = await backupError(restore(name, { target: join(folder, "afile", "app.db") }));
     expect(notDir.code).toBe("TARGET_UNWRITABLE");
     expect(notDir.message).toBe(`cannot restore to ${join(folder, "afile", "app.db")}: ${join(folder, "afile")} is not a directory.`);
 
-    const missing = await failure(restore(name, { target: join(folder, "no", "such", "app.db") }));
+    const missing = await backupError(restore(name, { target: join(folder, "no", "such", "app.db") }));
     expect(missing.code).toBe("TARGET_UNWRITABLE");
     expect(missing.message).toBe(`cannot restore to ${join(folder, "no", "such", "app.db")}: directory ${join(folder, "no", "such")} does not exist (create it first).`);
 
     await mkdir(join(folder, "adir"));
-    const isDir = await failure(restore(name, { target: join(folder, "adir"), force: true }));
+    const isDir = await backupError(restore(name, { target: join(folder, "adir"), force: true }));
     expect(isDir.code).toBe("TARGET_UNWRITABLE");
     expect(isDir.message).toContain("it is a directory");
 
     await writeFile(join(folder, "real.db"), other);
     await symlink(join(folder, "real.db"), join(folder, "link.db"));
-    const isLink = await failure(restore(name, { target: join(folder, "link.db"), force: true }));
+    const isLink = await backupError(restore(name, { target: join(folder, "link.db"), force: true }));
     expect(isLink.code).toBe("TARGET_UNWRITABLE");
     expect(isLink.message).toContain("it is a symbolic link");
     expect((await lstat(join(folder, "link.db"))).isSymbolicLink()).toBe(true);
@@ -310,14 +302,14 @@ describe("restoreBackup", () => {
   it("an invalid file name, an unknown file and no backups at all are named", async () => {
     const { name, folder } = await fresh();
     const target = join(folder, "app.db");
-    expect((await failure(restore(name, { target }))).code).toBe("BACKUP_NOT_FOUND");
-    expect((await failure(restore(name, { target, which: "../../etc/passwd" }))).code).toBe("INVALID_BACKUP_FILE");
-    expect((await failure(restore(name, { target, which: `${name}-2020-01-01T00-00-00-000Z-000000.sqlite.gz` }))).code).toBe("BACKUP_NOT_FOUND");
+    expect((await backupError(restore(name, { target }))).code).toBe("BACKUP_NOT_FOUND");
+    expect((await backupError(restore(name, { target, which: "../../etc/passwd" }))).code).toBe("INVALID_BACKUP_FILE");
+    expect((await backupError(restore(name, { target, which: `${name}-2020-01-01T00-00-00-000Z-000000.sqlite.gz` }))).code).toBe("BACKUP_NOT_FOUND");
     expect(await readdir(folder)).toEqual([]);
   });
 
   it("--force and --if-missing together are refused", async () => {
-    const err = await failure(restore("x", { target: join(dir, "x.db"), force: true, ifMissing: true }));
+    const err = await backupError(restore("x", { target: join(dir, "x.db"), force: true, ifMissing: true }));
     expect(err.code).toBe("BAD_REQUEST");
   });
 

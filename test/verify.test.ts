@@ -14,6 +14,7 @@ import { verifyBackup } from "../src/verify.js";
 import { flipMiddleByte, putBackup, replaceBody } from "./helpers/backups.js";
 import { corruptIndexPage, makeDatabase, sha256 } from "./helpers/db.js";
 import { startTestStore, type TestStore } from "./helpers/s3.js";
+import { backupError } from "./helpers/errors.js";
 
 let s3: TestStore;
 let store: BackupStore;
@@ -32,12 +33,7 @@ afterAll(async () => {
 });
 
 async function failure(key: string, maxBytes = MAX): Promise<BackupError> {
-  const err = await verifyBackup(store, runtime, key, { maxBytes }).then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(BackupError);
-  return err as BackupError;
+  return backupError(verifyBackup(store, runtime, key, { maxBytes }));
 }
 
 describe("verifyBackup", () => {

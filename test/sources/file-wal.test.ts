@@ -13,7 +13,6 @@ import { createNodeRuntime, NODE_MAX_BYTES, nodeFiles } from "../../functions/no
 import { insertRows, ITEMS_TABLE, sessionFingerprint, walkWal } from "../../scripts/make-wal-fixtures.js";
 import { createBackupRunner } from "../../src/backup.js";
 import { parseConfig } from "../../src/config.js";
-import { BackupError } from "../../src/errors.js";
 import { jsonLogger } from "../../src/log.js";
 import { createSource } from "../../src/sources/index.js";
 import { fileSource } from "../../src/sources/file.js";
@@ -25,6 +24,7 @@ import { startTestStore, type TestStore } from "../helpers/s3.js";
 import { mulberry32 } from "../helpers/random.js";
 import { openSqliteSession, type SqliteSession } from "../helpers/sqlite-session.js";
 import { fingerprintOf, fixtureIndex, loadWalFixture, sqliteDumpOfImage, sqliteReads, tablesOfDump, WAL_FIXTURES } from "../helpers/wal.js";
+import { backupError } from "../helpers/errors.js";
 
 const cli = sqliteCli();
 const MAX = 1e9;
@@ -72,14 +72,6 @@ function marked(bytes: Uint8Array): Uint8Array {
   return copy;
 }
 
-async function failure(p: Promise<unknown>): Promise<BackupError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(BackupError);
-  return err as BackupError;
-}
 
 describe("file source: WAL databases held open by a real SQLite", () => {
   it("includes the committed rows that exist only in DB-wal, including pages past the main file", async () => {
@@ -208,7 +200,7 @@ describe("file source: WAL databases held open by a real SQLite", () => {
       const path = join(dir, `mismatch-${main}.db`);
       await copyFile(join(WAL_FIXTURES, `${main}.db`), path);
       await copyFile(join(WAL_FIXTURES, `${walOf}.db-wal`), `${path}-wal`);
-      const err = await failure(fileSource(nodeFiles, path).read({ maxBytes: MAX }));
+      const err = await backupError(fileSource(nodeFiles, path).read({ maxBytes: MAX }));
       expect(err.code).toBe("SQLITE_CORRUPT");
       expect(err.status).toBe(422);
       expect(err.message).toMatch(/-wal has (65536|1024)-byte pages but .* has (1024|65536)-byte pages/);
@@ -225,7 +217,7 @@ describe("file source: WAL databases held open by a real SQLite", () => {
     const path = join(dir, "future-wal.db");
     await writeFile(path, fixture.db);
     await writeFile(`${path}-wal`, wal);
-    const err = await failure(fileSource(nodeFiles, path).read({ maxBytes: MAX }));
+    const err = await backupError(fileSource(nodeFiles, path).read({ maxBytes: MAX }));
     expect(err.code).toBe("SOURCE_UNSUPPORTED");
     expect(err.message).toMatch(/unknown WAL format version 3007001/);
   });
@@ -248,7 +240,7 @@ describe("file source: WAL databases held open by a real SQLite", () => {
     const maxBytes = committedBytes - 1;
     expect(db.length).toBeLessThanOrEqual(maxBytes);
     expect(wal.length).toBeLessThanOrEqual(maxBytes);
-    const err = await failure(fileSource(nodeFiles, path).read({ maxBytes }));
+    const err = await backupError(fileSource(nodeFiles, path).read({ maxBytes }));
     expect(err.code).toBe("SOURCE_TOO_LARGE");
     expect(err.message).toMatch(/with its committed WAL is \d+ bytes, over MAX_BYTES/);
     expect((await fileSource(nodeFiles, path).read({ maxBytes: committedBytes })).bytes.length).toBe(committedBytes);

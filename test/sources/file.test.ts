@@ -3,12 +3,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { nodeFiles } from "../../functions/node-runtime.js";
-import { BackupError } from "../../src/errors.js";
-import { DEFAULT_READ_ATTEMPTS, fileSource, retryDelayMs, type FileAccess, type FileSourceOptions } from "../../src/sources/file.js";
+import { DEFAULT_READ_ATTEMPTS, fileSource, retryDelayMs, type FileSourceOptions } from "../../src/sources/file.js";
 import { READ_CHUNK_BYTES, type RetryInfo } from "../../src/sources/source.js";
 import { dumpTables, integrityCheck, sha256, sqliteCli, writeDatabase } from "../helpers/db.js";
 import { mulberry32 } from "../helpers/random.js";
 import { openSqliteSession, type SqliteSession } from "../helpers/sqlite-session.js";
+import { backupError } from "../helpers/errors.js";
+import { filesWith } from "../helpers/files.js";
 
 let dir: string;
 beforeAll(async () => {
@@ -29,14 +30,6 @@ function session(path: string): SqliteSession {
   return s;
 }
 
-async function failure(p: Promise<unknown>): Promise<BackupError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(BackupError);
-  return err as BackupError;
-}
 
 function cli(): (dbPath: string, sql: string) => string {
   const run = sqliteCli();
@@ -55,37 +48,6 @@ function recorder(random: () => number = () => 0.5) {
   const retries: RetryInfo[] = [];
   const options: FileSourceOptions = { sleep: async (ms) => void delays.push(ms), random };
   return { delays, retries, options, onRetry: (info: RetryInfo) => void retries.push(info) };
-}
-
-interface ReadEvent {
-  path: string;
-  /** A read of the file's contents (readInto's chunks), as opposed to a header probe (≤ 100 bytes) or the 1-byte look past the end. */
-  copy: boolean;
-  /** 1-based count of such reads of this path so far, over all attempts. */
-  n: number;
-}
-
-/** The real file system (nodeFiles), with `after` awaited right after each read call returns: a real change lands between two reads. */
-function filesWith(after: (e: ReadEvent) => unknown): FileAccess {
-  const counts = new Map<string, number>();
-  return {
-    stat: (p) => nodeFiles.stat(p),
-    async open(p, flags) {
-      const handle = await nodeFiles.open(p, flags);
-      return {
-        async read(buffer, offset, length, position) {
-          const r = await handle.read(buffer, offset, length, position);
-          const copy = length > 100;
-          const key = `${copy}:${p}`;
-          const n = (counts.get(key) ?? 0) + 1;
-          counts.set(key, n);
-          await after({ path: p, copy, n });
-          return r;
-        },
-        close: () => handle.close(),
-      };
-    },
-  };
 }
 
 const changeCounter = (db: Uint8Array) => Buffer.from(db.subarray(24, 28)).readUInt32BE(0);
@@ -117,11 +79,11 @@ describe("file source", () => {
 
   it("refuses a directory, a missing file and a file over the limit", async () => {
     await mkdir(join(dir, "adir.db"));
-    expect((await failure(fileSource(nodeFiles, join(dir, "adir.db")).read({ maxBytes: 1e9 }))).code).toBe("SOURCE_UNREADABLE");
-    expect((await failure(fileSource(nodeFiles, join(dir, "nope.db")).read({ maxBytes: 1e9 }))).code).toBe("SOURCE_NOT_FOUND");
+    expect((await backupError(fileSource(nodeFiles, join(dir, "adir.db")).read({ maxBytes: 1e9 }))).code).toBe("SOURCE_UNREADABLE");
+    expect((await backupError(fileSource(nodeFiles, join(dir, "nope.db")).read({ maxBytes: 1e9 }))).code).toBe("SOURCE_NOT_FOUND");
     const path = join(dir, "limit.db");
     await writeDatabase(path, { rows: 50 });
-    const tooLarge = await failure(fileSource(nodeFiles, path).read({ maxBytes: 4096 }));
+    const tooLarge = await backupError(fileSource(nodeFiles, path).read({ maxBytes: 4096 }));
     expect(tooLarge.code).toBe("SOURCE_TOO_LARGE");
     expect(tooLarge.status).toBe(413);
   });
@@ -141,7 +103,7 @@ describe("file source", () => {
     hot.set(JOURNAL_MAGIC);
     await writeFile(`${path}-journal`, hot);
     const r = recorder();
-    const err = await failure(fileSource(nodeFiles, path, { ...r.options, attempts: 4 }).read({ maxBytes: 1e9, onRetry: r.onRetry }));
+    const err = await backupError(fileSource(nodeFiles, path, { ...r.options, attempts: 4 }).read({ maxBytes: 1e9, onRetry: r.onRetry }));
     expect(err.code).toBe("HOT_JOURNAL");
     expect(err.status).toBe(409);
     expect(err.message).toMatch(/-journal is a live rollback journal: a transaction is being written on each of 4 attempts over [\d.]+ s\./);
@@ -273,7 +235,7 @@ describe("torn reads of a rollback-journal database", () => {
     });
     const r = recorder(mulberry32(11));
     const expected = mulberry32(11);
-    const err = await failure(fileSource(files, path, { ...r.options, attempts: 3 }).read({ maxBytes: MAX, onRetry: r.onRetry }));
+    const err = await backupError(fileSource(files, path, { ...r.options, attempts: 3 }).read({ maxBytes: MAX, onRetry: r.onRetry }));
     expect(err.code).toBe("SOURCE_CHANGED");
     expect(err.status).toBe(409);
     expect(err.message).toMatch(

@@ -11,6 +11,7 @@ import { s3Source } from "../../src/sources/s3.js";
 import { createS3Client } from "../../src/store/s3.js";
 import { makeDatabase, sha256 } from "../helpers/db.js";
 import { startTestStore, type TestStore } from "../helpers/s3.js";
+import { backupError } from "../helpers/errors.js";
 
 let s3: TestStore;
 let db: Uint8Array;
@@ -26,12 +27,7 @@ afterAll(async () => {
 });
 
 async function failure(p: Promise<unknown>): Promise<BackupError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(BackupError);
-  const be = err as BackupError;
+  const be = await backupError(p);
   if (s3.secretAccessKey !== s3.accessKeyId) expect(be.message).not.toContain(s3.secretAccessKey);
   return be;
 }

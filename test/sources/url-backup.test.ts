@@ -14,13 +14,13 @@ import { createNodeRuntime, NODE_MAX_BYTES, nodeFiles } from "../../functions/no
 import { createBackupRunner } from "../../src/backup.js";
 import { createLink } from "../../src/catalog.js";
 import { parseConfig } from "../../src/config.js";
-import { BackupError } from "../../src/errors.js";
 import { jsonLogger } from "../../src/log.js";
 import type { Runtime } from "../../src/runtime.js";
 import { createSource } from "../../src/sources/index.js";
 import { createS3Store } from "../../src/store/s3.js";
 import { integrityCheck, sha256, writeDatabase } from "../helpers/db.js";
 import { startTestStore, type TestStore } from "../helpers/s3.js";
+import { backupError } from "../helpers/errors.js";
 
 const TOKEN = "secret123";
 const API_KEY = "hdr-secret-456";
@@ -104,13 +104,9 @@ describe("backup of a URL source", () => {
     const before = await s3.keys("backups/db/");
     const seen = requests;
     const { runner } = setup({ BACKUP_SOURCE_HEADERS: JSON.stringify({ "X-API-Key": "wrong-key-0000" }) });
-    const err = await runner.run().then(
-      () => undefined,
-      (e: unknown) => e,
-    );
-    expect(err).toBeInstanceOf(BackupError);
-    expect((err as BackupError).code).toBe("SOURCE_UNREADABLE");
-    expect((err as BackupError).message).toMatch(/HTTP 401.*BACKUP_SOURCE_HEADERS/);
+    const err = await backupError(runner.run());
+    expect(err.code).toBe("SOURCE_UNREADABLE");
+    expect(err.message).toMatch(/HTTP 401.*BACKUP_SOURCE_HEADERS/);
     expect(requests).toBe(seen + 1);
     expect(await s3.keys("backups/db/")).toEqual(before);
     const log = logLines.join("\n");

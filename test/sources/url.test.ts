@@ -16,6 +16,7 @@ import { BackupError } from "../../src/errors.js";
 import { createSource } from "../../src/sources/index.js";
 import { urlSource } from "../../src/sources/url.js";
 import { sha256, writeDatabase } from "../helpers/db.js";
+import { backupError } from "../helpers/errors.js";
 
 const TOKEN = "secret123";
 const API_KEY = "hdr-secret-456";
@@ -178,12 +179,7 @@ function expectNoSecrets(text: string): void {
 
 async function failure(path: string, maxBytes = 2 ** 32 - 1, headers: Record<string, string> = HEADERS): Promise<BackupError> {
   const src = source(path, headers);
-  const err = await src.read({ maxBytes }).then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(BackupError);
-  const be = err as BackupError;
+  const be = await backupError(src.read({ maxBytes }));
   expectNoSecrets(be.message);
   expectNoSecrets(JSON.stringify(be));
   expectNoSecrets(src.origin);
@@ -246,13 +242,9 @@ describe("url source: reading", () => {
   });
 
   it("gives up on a redirect loop with a clear error", async () => {
-    const err = await source("/redirect-loop").read({ maxBytes: 2 ** 32 - 1 }).then(
-      () => undefined,
-      (e: unknown) => e,
-    );
-    expect(err).toBeInstanceOf(BackupError);
-    expect((err as BackupError).code).toBe("SOURCE_UNREADABLE");
-    expect((err as BackupError).message).toMatch(/redirected more than 5 times/);
+    const err = await backupError(source("/redirect-loop").read({ maxBytes: 2 ** 32 - 1 }));
+    expect(err.code).toBe("SOURCE_UNREADABLE");
+    expect(err.message).toMatch(/redirected more than 5 times/);
   });
 
   it("reads a body with Content-Encoding: gzip (decoded by fetch, Content-Length is the encoded size)", async () => {
