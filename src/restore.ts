@@ -9,7 +9,7 @@ import { resolveBackup } from "./catalog.js";
 import type { Config } from "./config.js";
 import { asBackupError, BackupError } from "./errors.js";
 import type { Runtime } from "./runtime.js";
-import { READ_CHUNK_BYTES } from "./sources/source.js";
+import { fillFrom, type PositionalReader } from "./sources/source.js";
 import type { BackupStore } from "./store/store.js";
 import { backupMetadata, proveImage, readBackProblem, type BackupMetadata } from "./verify.js";
 
@@ -29,8 +29,7 @@ export interface WritableFile {
   close(): Promise<void>;
 }
 
-export interface ReadableFile {
-  read(buffer: Uint8Array, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
+export interface ReadableFile extends PositionalReader {
   close(): Promise<void>;
 }
 
@@ -119,7 +118,7 @@ export async function restoreBackup(deps: RestoreDeps, options: RestoreOptions):
 
   // 1. The target: decided before any store call, so --if-missing works while the store is down.
   const existing = await checkTarget(files, target, { force, ifMissing });
-  if (existing === "skip") {
+  if (existing.action === "skip") {
     runtime.logger.info("restore skipped: target exists", { target });
     return { restored: false, target, reason: "exists" };
   }
@@ -144,7 +143,7 @@ export async function restoreBackup(deps: RestoreDeps, options: RestoreOptions):
   const temp = `${dir === "/" ? "" : dir}/.${base}.restore-${randomHex(runtime.random, 12)}.tmp`;
   let created = false;
   try {
-    const file = await files.createExclusive(temp, existing === "replace" ? (await files.stat(target))?.mode : undefined);
+    const file = await files.createExclusive(temp, existing.action === "replace" ? existing.mode : undefined);
     created = true;
     await download(store, runtime, found.key, expected, file);
     log.info("restore downloaded", { temp, bytes: expected.bytes });
@@ -169,7 +168,7 @@ export async function restoreBackup(deps: RestoreDeps, options: RestoreOptions):
     created = false;
     // The restore has happened; a directory that cannot be synced only weakens its durability.
     await files.syncDirectory(dir).catch((err: unknown) => log.warn("restored, but the directory could not be synced", { dir, error: asBackupError(err).message }));
-    log.info("restored", { target, bytes: proved.bytes, sha256: proved.sha256, replaced: existing === "replace" });
+    log.info("restored", { target, bytes: proved.bytes, sha256: proved.sha256, replaced: existing.action === "replace" });
     return {
       restored: true,
       key: found.key,
@@ -179,7 +178,7 @@ export async function restoreBackup(deps: RestoreDeps, options: RestoreOptions):
       sha256: proved.sha256,
       pageSize: proved.pageSize,
       pageCount: proved.pageCount,
-      replaced: existing === "replace",
+      replaced: existing.action === "replace",
       removed,
     };
   } catch (err) {
@@ -194,18 +193,22 @@ export async function restoreBackup(deps: RestoreDeps, options: RestoreOptions):
   }
 }
 
-/** "create": nothing there; "replace": a file to overwrite (force); "skip": if-missing and present. */
-async function checkTarget(files: RestoreFiles, target: string, o: { force: boolean; ifMissing: boolean }): Promise<"create" | "replace" | "skip"> {
+/** "create": nothing there; "replace": a file to overwrite (force), whose permission bits the new file keeps; "skip": if-missing and present. */
+async function checkTarget(
+  files: RestoreFiles,
+  target: string,
+  o: { force: boolean; ifMissing: boolean },
+): Promise<{ action: "create" | "skip" } | { action: "replace"; mode: number }> {
   const info = await files.stat(target);
-  if (!info) return "create";
+  if (!info) return { action: "create" };
   if (info.kind === "directory") throw new BackupError("TARGET_UNWRITABLE", `cannot restore to ${target}: it is a directory (give the database file's path).`, 400);
   if (info.kind === "symlink") {
     throw new BackupError("TARGET_UNWRITABLE", `cannot restore to ${target}: it is a symbolic link (restore to the file it points to; a rename would replace the link).`, 400);
   }
   if (info.kind !== "file") throw new BackupError("TARGET_UNWRITABLE", `cannot restore to ${target}: it is not a regular file.`, 400);
-  if (o.ifMissing) return "skip";
+  if (o.ifMissing) return { action: "skip" };
   if (!o.force) throw new BackupError("TARGET_EXISTS", `${target} already exists (${info.size} bytes); use --force to replace it, or --if-missing to keep it.`, 409);
-  return "replace";
+  return { action: "replace", mode: info.mode };
 }
 
 /** Object → gunzip → file, stopping as soon as the content runs past its announced size. */
@@ -253,12 +256,8 @@ async function readFile(files: RestoreFiles, path: string, key: string, expected
   const buffer = new Uint8Array(bytes);
   const handle = await files.open(path);
   try {
-    let offset = 0;
-    while (offset < bytes) {
-      const { bytesRead } = await handle.read(buffer, offset, Math.min(READ_CHUNK_BYTES, bytes - offset), offset);
-      if (bytesRead === 0) throw new BackupError("VERIFY_FAILED", `${path} ended after ${offset} of ${bytes} bytes while it was read back.`, 502);
-      offset += bytesRead;
-    }
+    const read = await fillFrom(handle, buffer);
+    if (read < bytes) throw new BackupError("VERIFY_FAILED", `${path} ended after ${read} of ${bytes} bytes while it was read back.`, 502);
   } finally {
     await handle.close();
   }

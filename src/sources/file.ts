@@ -9,8 +9,9 @@
  * The file system is passed in so the core stays runtime-free; Node's `fs/promises` fits.
  */
 import { BackupError } from "../errors.js";
+import { headerPageSize } from "../sqlite/header.js";
 import { applyWal, readWalHeader, scanWal, WAL_FRAME_HEADER_BYTES, WAL_HEADER_BYTES, type WalScan } from "../sqlite/wal.js";
-import { READ_CHUNK_BYTES, type ReadOptions, type Source, type SourceImage, type WalSummary } from "./source.js";
+import { fillFrom, type ReadOptions, type PositionalReader, type Source, type SourceImage, type WalSummary } from "./source.js";
 
 export interface FileStat {
   size: number;
@@ -19,8 +20,7 @@ export interface FileStat {
   ino?: number;
   isFile(): boolean;
 }
-export interface FileHandleLike {
-  read(buffer: Uint8Array, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
+export interface FileHandleLike extends PositionalReader {
   close(): Promise<void>;
 }
 export interface FileAccess {
@@ -139,20 +139,11 @@ export function fileSource(fs: FileAccess, path: string, options: FileSourceOpti
     }
   }
 
-  /**
-   * Fill `into` from the start of `p`, in chunks: one buffer of the file's size, no 2 GiB
-   * readFile limit, no second copy. Returns how many bytes were there and whether there were more.
-   */
+  /** Fill `into` from the start of `p` (fillFrom). Returns how many bytes were there and whether there were more. */
   async function readInto(p: string, into: Uint8Array, onProgress?: (read: number) => void): Promise<{ read: number; more: boolean }> {
     const fh = await fs.open(p, "r");
     try {
-      let offset = 0;
-      while (offset < into.length) {
-        const { bytesRead } = await fh.read(into, offset, Math.min(READ_CHUNK_BYTES, into.length - offset), offset);
-        if (bytesRead === 0) break;
-        offset += bytesRead;
-        onProgress?.(offset);
-      }
+      const offset = await fillFrom(fh, into, onProgress);
       const beyond = await fh.read(new Uint8Array(1), 0, 1, offset);
       return { read: offset, more: beyond.bytesRead > 0 };
     } finally {
@@ -250,7 +241,7 @@ export function fileSource(fs: FileAccess, path: string, options: FileSourceOpti
   function buildImage(buffer: Uint8Array, dbSize: number, wal: Uint8Array | undefined, scan: WalScan | undefined, maxBytes: number): Uint8Array {
     if (!wal || !scan?.header || scan.commits === 0) return buffer.subarray(0, dbSize);
     const pageSize = scan.header.pageSize;
-    const dbPageSize = dbSize >= DB_HEADER_BYTES ? pageSizeOf(buffer) : pageSize;
+    const dbPageSize = dbSize >= DB_HEADER_BYTES ? headerPageSize(buffer) : pageSize;
     if (dbPageSize !== pageSize) {
       throw new BackupError(
         "SQLITE_CORRUPT",
@@ -305,11 +296,6 @@ export function fileSource(fs: FileAccess, path: string, options: FileSourceOpti
       }
     },
   };
-}
-
-function pageSizeOf(db: Uint8Array): number {
-  const raw = (db[16]! << 8) | db[17]!;
-  return raw === 1 ? 65536 : raw;
 }
 
 function walSummary(scan: WalScan, walBytes: number): WalSummary {

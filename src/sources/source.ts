@@ -46,3 +46,23 @@ export interface Source {
 
 /** Read size for chunked reads: big enough for throughput, small enough to report progress. */
 export const READ_CHUNK_BYTES = 8 * 1024 * 1024;
+
+export interface PositionalReader {
+  read(buffer: Uint8Array, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
+}
+
+/**
+ * Fill `into` from the start of an open file, in chunks: one buffer of the file's size, no
+ * 2 GiB readFile limit, no second copy. Returns the bytes read: fewer than `into.length`
+ * when the file is shorter.
+ */
+export async function fillFrom(file: PositionalReader, into: Uint8Array, onProgress?: (read: number) => void): Promise<number> {
+  let offset = 0;
+  while (offset < into.length) {
+    const { bytesRead } = await file.read(into, offset, Math.min(READ_CHUNK_BYTES, into.length - offset), offset);
+    if (bytesRead === 0) break;
+    offset += bytesRead;
+    onProgress?.(offset);
+  }
+  return offset;
+}

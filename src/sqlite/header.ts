@@ -28,6 +28,12 @@ function u32(b: Uint8Array, at: number): number {
   return ((b[at]! << 24) >>> 0) + (b[at + 1]! << 16) + (b[at + 2]! << 8) + b[at + 3]!;
 }
 
+/** The page size the header records (bytes 16–17; the value 1 means 65536), not validated. */
+export function headerPageSize(bytes: Uint8Array): number {
+  const raw = u16(bytes, 16);
+  return raw === 1 ? 65536 : raw;
+}
+
 function notSqlite(what: string, bytes: Uint8Array): BackupError {
   let hint = "";
   if (bytes[0] === 0x1f && bytes[1] === 0x8b) hint = " It looks like a gzip file: gunzip it first.";
@@ -53,7 +59,7 @@ export function readHeader(bytes: Uint8Array, what: string): SqliteHeader {
     throw new BackupError("SQLITE_TRUNCATED", `${what} is truncated: ${bytes.length} bytes, shorter than the 100-byte SQLite header.`, 422);
   }
   const rawPageSize = u16(bytes, 16);
-  const pageSize = rawPageSize === 1 ? 65536 : rawPageSize;
+  const pageSize = headerPageSize(bytes);
   if (pageSize < 512 || pageSize > 65536 || (pageSize & (pageSize - 1)) !== 0) {
     throw new BackupError("SQLITE_CORRUPT", `${what} has an invalid page size ${rawPageSize} in its header (must be a power of two from 512 to 65536).`, 422);
   }
