@@ -253,9 +253,9 @@ export function fileSource(fs: FileAccess, path: string, options: FileSourceOpti
     if (bytes > maxBytes) throw new BackupError("SOURCE_TOO_LARGE", `${origin} with its committed WAL is ${bytes} bytes, over MAX_BYTES (${maxBytes}).`, 413);
     let image: Uint8Array;
     if (bytes <= buffer.length) {
+      // The buffer is new for this attempt: pages past the main file that no frame writes
+      // are still zero, as SQLite would read them.
       image = buffer.subarray(0, bytes);
-      // Pages past the main file that no frame writes stay zero, as SQLite would read them.
-      if (bytes > dbSize) image.fill(0, dbSize);
     } else {
       image = new Uint8Array(bytes);
       image.set(buffer.subarray(0, Math.min(dbSize, bytes)));
