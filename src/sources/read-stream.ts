@@ -31,7 +31,7 @@ export const HEAD_BYTES = 16;
 const INITIAL_CAPACITY = 1024 * 1024;
 
 export async function readStream(stream: ReadableStream<Uint8Array>, options: ReadStreamOptions): Promise<Uint8Array> {
-  const { expectedBytes: expected, maxBytes, onProgress, checkHead, problem } = options;
+  const { expectedBytes: expected, maxBytes, problem } = options;
   const byob = expected !== undefined ? byobReader(stream) : undefined;
   const reader = byob ?? stream.getReader();
   try {
@@ -41,7 +41,7 @@ export async function readStream(stream: ReadableStream<Uint8Array>, options: Re
     if (byob && expected !== undefined) return await readInPlace(byob, expected, options);
     let buffer = new Uint8Array(expected ?? Math.min(INITIAL_CAPACITY, maxBytes));
     let read = 0;
-    let headChecked = checkHead === undefined;
+    const arrived = onArrival(options, expected);
     for (;;) {
       let result: ReadableStreamReadResult<Uint8Array>;
       try {
@@ -66,11 +66,7 @@ export async function readStream(stream: ReadableStream<Uint8Array>, options: Re
       }
       buffer.set(chunk, read);
       read = next;
-      if (!headChecked && read >= HEAD_BYTES) {
-        headChecked = true;
-        checkHead?.(buffer.subarray(0, HEAD_BYTES));
-      }
-      onProgress?.(read, expected);
+      arrived(read, buffer);
     }
     if (expected !== undefined && read !== expected) throw problem({ kind: "wrong-length", bytes: read, expected, complete: true });
     return read === buffer.length ? buffer : buffer.subarray(0, read);
@@ -81,6 +77,18 @@ export async function readStream(stream: ReadableStream<Uint8Array>, options: Re
   } finally {
     reader.releaseLock();
   }
+}
+
+/** Both read paths, after each read: the head check once its bytes are in, then progress. */
+function onArrival({ checkHead, onProgress }: ReadStreamOptions, expected: number | undefined): (read: number, bytes: Uint8Array) => void {
+  let headChecked = checkHead === undefined;
+  return (read, bytes) => {
+    if (!headChecked && read >= HEAD_BYTES) {
+      headChecked = true;
+      checkHead?.(bytes.subarray(0, HEAD_BYTES));
+    }
+    onProgress?.(read, expected);
+  };
 }
 
 /** A BYOB reader if the stream is a byte stream (fetch bodies in workerd), else undefined. */
@@ -100,10 +108,10 @@ function byobReader(stream: ReadableStream<Uint8Array>): ReadableStreamBYOBReade
  * buffer it fills, so each read goes into the buffer the previous one returned.
  */
 async function readInPlace(reader: ReadableStreamBYOBReader, expected: number, options: ReadStreamOptions): Promise<Uint8Array> {
-  const { onProgress, checkHead, problem } = options;
+  const { problem } = options;
   let buffer = new ArrayBuffer(expected);
   let read = 0;
-  let headChecked = checkHead === undefined;
+  const arrived = onArrival(options, expected);
   const next = async (view: Uint8Array): Promise<ReadableStreamReadResult<Uint8Array>> => {
     try {
       return (await reader.read(view)) as ReadableStreamReadResult<Uint8Array>;
@@ -116,11 +124,7 @@ async function readInPlace(reader: ReadableStreamBYOBReader, expected: number, o
     if (result.value) buffer = result.value.buffer as ArrayBuffer;
     if (result.done) throw problem({ kind: "wrong-length", bytes: read, expected, complete: true });
     read += result.value.byteLength;
-    if (!headChecked && read >= HEAD_BYTES) {
-      headChecked = true;
-      checkHead?.(new Uint8Array(buffer, 0, HEAD_BYTES));
-    }
-    onProgress?.(read, expected);
+    arrived(read, new Uint8Array(buffer, 0, read));
   }
   // All announced bytes are in: anything more is a wrong length.
   const extra = await next(new Uint8Array(64 * 1024));
