@@ -7,6 +7,8 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: "forks",
-    globalSetup: ["test/workers/global-setup.ts"],
+    // The log capture: every test file's output, scanned for secrets after the run (issue 6).
+    setupFiles: ["test/setup/log-capture.ts"],
+    globalSetup: ["test/workers/global-setup.ts", "test/setup/global-log-capture.ts"],
   },
 });

@@ -1,15 +1,15 @@
 import { defineConfig } from "vitest/config";
 
 // `npm run test:integration`: the same suites against an external S3 server named by
-// S3_TEST_ENDPOINT (Swift in CI, MinIO locally), and the sqlite3 CLI cross-checks are required.
+// S3_TEST_ENDPOINT (Swift in CI, MinIO locally), and the sqlite3 and age CLI cross-checks are required.
 export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
-    setupFiles: ["test/helpers/require-integration-env.ts"],
+    setupFiles: ["test/helpers/require-integration-env.ts", "test/setup/log-capture.ts"],
     testTimeout: 120_000,
     hookTimeout: 120_000,
     pool: "forks",
-    globalSetup: ["test/workers/global-setup.ts"],
-    env: { REQUIRE_SQLITE_CLI: "1" },
+    globalSetup: ["test/workers/global-setup.ts", "test/setup/global-log-capture.ts"],
+    env: { REQUIRE_SQLITE_CLI: "1", REQUIRE_AGE_CLI: "1" },
   },
 });

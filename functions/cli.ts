@@ -2,19 +2,24 @@
  * Command line: `npm run cli -- <command>`. Results on stdout, JSON logs on stderr,
  * errors as one line on stderr and a non-zero exit.
  */
+import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { resolveBackup } from "../src/catalog.js";
+import { configFor, type Config } from "../src/config.js";
+import { parseIdentityFile } from "../src/encrypt.js";
 import { BackupError } from "../src/errors.js";
 import { redact } from "../src/log.js";
 import { restoreBackup } from "../src/restore.js";
+import type { BackupService } from "../src/service.js";
 import { verifyBackup } from "../src/verify.js";
 import { createNodeContext } from "./node-context.js";
 import { nodeRestoreFiles } from "./node-restore-files.js";
 import { startServer } from "./node-server.js";
 
 const USAGE = `usage: npm run cli -- <command>
-  backup                 back up BACKUP_SOURCE now; prints the manifest as JSON
+  backup                 back up BACKUP_SOURCE now; prints the manifest as JSON (with
+                         BACKUP_SOURCES: every database in turn, {"runs":[…]}; exit 1 if any failed)
   list [--json]          list this name's backups, newest first
   link [file|latest]     print a signed download link (default: latest)
   verify [file|latest] [--json]
@@ -23,7 +28,10 @@ const USAGE = `usage: npm run cli -- <command>
   restore [file|latest] --to PATH [--force | --if-missing] [--json]
                          restore atomically to PATH (temp file, verified, renamed over PATH);
                          --force replaces an existing PATH, --if-missing keeps it and exits 0
+  (verify and restore of an encrypted .sqlite.gz.age backup need AGE_IDENTITY or AGE_IDENTITY_FILE)
   serve                  run the HTTP API on HOST:PORT and back up on SCHEDULE
+  --name NAME            with BACKUP_SOURCES: the database to act on (backup: only this one;
+                         list, link, verify and restore need it when there are several)
 configuration comes from the environment; see README.md`;
 
 const COMMANDS = ["backup", "list", "link", "verify", "restore", "serve"];
@@ -43,6 +51,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       to: { type: "string" },
       force: { type: "boolean", default: false },
       "if-missing": { type: "boolean", default: false },
+      name: { type: "string" },
     },
   });
   const [command, ...rest] = positionals;
@@ -75,38 +84,55 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     return 0;
   }
   const ctx = await createNodeContext(env);
+  if (command === "backup" && values.name === undefined && ctx.fleet.names.length > 1) {
+    try {
+      return await backupAll(ctx.fleet.services);
+    } finally {
+      await ctx.notifier?.idle();
+    }
+  }
+  // The one database this command is about (--name, or the only one), and its configuration.
+  const service = ctx.fleet.pick(values.name);
+  const config = configFor(ctx.config, ctx.config.databases.find((d) => d.name === service.status().name)!);
   switch (command) {
     case "backup": {
-      const manifest = await ctx.service.backup();
-      process.stdout.write(`${JSON.stringify(manifest, null, 2)}\n`);
-      return manifest.pruneError ? 3 : 0;
+      try {
+        const manifest = await service.backup();
+        process.stdout.write(`${JSON.stringify(manifest, null, 2)}\n`);
+        return manifest.pruneError ? 3 : 0;
+      } finally {
+        // The alert of this run (success or failure) goes out before the process exits; bounded.
+        await ctx.notifier?.idle();
+      }
     }
     case "list": {
-      const backups = await ctx.service.list();
+      const backups = await service.list();
       if (values.json) process.stdout.write(`${JSON.stringify({ backups }, null, 2)}\n`);
-      else if (backups.length === 0) process.stderr.write(`no backups of "${ctx.config.name}" in ${ctx.store.description}\n`);
+      else if (backups.length === 0) process.stderr.write(`no backups of "${config.name}" in ${ctx.store.description}\n`);
       else for (const b of backups) process.stdout.write(`${b.lastModified}  ${String(b.size).padStart(12)}  ${b.file}\n`);
       return 0;
     }
     case "link": {
-      const link = await ctx.service.link(rest[0] ?? "latest");
+      const link = await service.link(rest[0] ?? "latest");
       process.stdout.write(`${link.url}\n`);
       return 0;
     }
     case "verify": {
-      const found = await resolveBackup(ctx.store, ctx.config, rest[0] ?? "latest");
-      const report = await verifyBackup(ctx.store, ctx.runtime, found.key, { maxBytes: ctx.config.maxBytes });
+      const identities = await ageIdentities(config);
+      const found = await resolveBackup(ctx.store, config, rest[0] ?? "latest");
+      const report = await verifyBackup(ctx.store, ctx.runtime, found.key, { maxBytes: config.maxBytes, identities });
       if (values.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
       else {
         process.stdout.write(
-          `ok ${report.key}: ${report.bytes} bytes, sha256 ${report.sha256} matches, ${report.pageCount} pages of ${report.pageSize} bytes, integrity_check ok\n`,
+          `ok ${report.key}${report.encrypted ? " (age-encrypted, decrypted)" : ""}: ${report.bytes} bytes, sha256 ${report.sha256} matches, ${report.pageCount} pages of ${report.pageSize} bytes, integrity_check ok\n`,
         );
       }
       return 0;
     }
     case "restore": {
+      const identities = await ageIdentities(config);
       const result = await restoreBackup(
-        { config: ctx.config, runtime: ctx.runtime, store: ctx.store, files: nodeRestoreFiles },
+        { config, runtime: ctx.runtime, store: ctx.store, files: nodeRestoreFiles, identities },
         { which: rest[0] ?? "latest", target: resolve(values.to ?? ""), force: values.force, ifMissing: values["if-missing"] },
       );
       if (values.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
@@ -122,6 +148,49 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
   }
 }
 
+/**
+ * `backup` with several databases: each in turn (one failing does not stop the others), one
+ * JSON document with every outcome; exit 1 if any failed, 3 if only pruning did.
+ */
+async function backupAll(services: readonly BackupService[]): Promise<number> {
+  const runs: unknown[] = [];
+  let code = 0;
+  for (const service of services) {
+    const name = service.status().name;
+    try {
+      const manifest = await service.backup();
+      runs.push({ name, ok: true, manifest });
+      if (manifest.pruneError && code === 0) code = 3;
+    } catch (err) {
+      const e = err instanceof BackupError ? err : new BackupError("INTERNAL", String(err), 500);
+      runs.push({ name, ok: false, error: { code: e.code, message: e.message } });
+      process.stderr.write(`${describeError(e)} (database "${name}")\n`);
+      code = 1;
+    }
+  }
+  process.stdout.write(`${JSON.stringify({ runs }, null, 2)}\n`);
+  return code;
+}
+
+/**
+ * AGE_IDENTITY, or the identities in the file AGE_IDENTITY_FILE names (read here: src/ reads
+ * no files). Errors name the file, never its content.
+ */
+export async function ageIdentities(config: Pick<Config, "ageIdentity" | "ageIdentityFile">): Promise<string[]> {
+  if (config.ageIdentity) return [config.ageIdentity];
+  const path = config.ageIdentityFile;
+  if (!path) return [];
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    const why = code === "ENOENT" ? "does not exist" : code === "EACCES" ? "is not readable by this user" : code === "EISDIR" ? "is a directory" : `cannot be read (${String(code ?? err)})`;
+    throw new BackupError("CONFIG_INVALID", `AGE_IDENTITY_FILE ${path} ${why}.`, 400, { cause: err });
+  }
+  return parseIdentityFile(text, path);
+}
+
 export function describeError(err: unknown): string {
   if (err instanceof BackupError) return `error [${err.code}]: ${err.message}`;
   if (err instanceof Error && "code" in err && String((err as { code: unknown }).code).startsWith("ERR_PARSE_ARGS")) return `error: ${err.message}`;
@@ -133,7 +202,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   main(process.argv.slice(2)).then(
     (code) => process.exit(code),
     (err: unknown) => {
-      process.stderr.write(`${redact(describeError(err), [process.env.S3_SECRET_ACCESS_KEY ?? "", process.env.API_KEY ?? ""])}\n`);
+      process.stderr.write(`${redact(describeError(err), [process.env.S3_SECRET_ACCESS_KEY ?? "", process.env.API_KEY ?? "", process.env.AGE_IDENTITY ?? ""])}\n`);
       process.exit(1);
     },
   );

@@ -1,11 +1,14 @@
 /**
  * Wires the core for Node from an environment: config, logger (with the config's secrets
- * redacted), runtime, store, source and the backup service.
+ * redacted), runtime, store, and one backup service per database (the fleet).
  */
+import { hostname } from "node:os";
 import { parseConfig, secretsOf, type Config, type Env } from "../src/config.js";
 import type { Logger } from "../src/log.js";
+import { createNotifier, type Notifier } from "../src/notify.js";
 import type { Runtime } from "../src/runtime.js";
-import { createBackupService, type BackupService, type ServiceOptions } from "../src/service.js";
+import { createFleet, type Fleet } from "../src/fleet.js";
+import type { BackupService, ServiceOptions } from "../src/service.js";
 import { createSource } from "../src/sources/index.js";
 import { createS3Store } from "../src/store/s3.js";
 import type { BackupStore } from "../src/store/store.js";
@@ -16,15 +19,22 @@ export interface NodeContext {
   logger: Logger;
   runtime: Runtime;
   store: BackupStore;
+  /** Every database's service; `service` is the first (with BACKUP_SOURCE, the only) one. */
+  fleet: Fleet;
   service: BackupService;
+  /** With NOTIFY_URL: await notifier.idle() before exiting, so that the alert goes out. */
+  notifier?: Notifier;
 }
 
-export async function createNodeContext(env: Env, options: { logger?: Logger } & ServiceOptions = {}): Promise<NodeContext> {
+export async function createNodeContext(env: Env, { logger: givenLogger, ...options }: { logger?: Logger } & ServiceOptions = {}): Promise<NodeContext> {
   const config = parseConfig(env, { maxBytes: NODE_MAX_BYTES });
-  const logger = options.logger ?? stderrLogger(secretsOf(config));
+  const logger = givenLogger ?? stderrLogger(secretsOf(config));
   const runtime = await createNodeRuntime(logger);
   const store = createS3Store(config.s3);
-  const source = createSource(config.source, { files: nodeFiles, s3: config.s3 }, { readAttempts: config.readAttempts });
-  const service = createBackupService({ config, runtime, store, source }, options.nextRun ? { nextRun: options.nextRun } : {});
-  return { config, logger, runtime, store, service };
+  const notifier = config.notify ? createNotifier(config.notify, { fetch: (input, init) => fetch(input, init), logger, now: () => new Date(), secrets: secretsOf(config) }) : undefined;
+  const fleet = createFleet(
+    { config, runtime, store, source: (db) => createSource(db.source, { files: nodeFiles, s3: config.s3 }, { readAttempts: config.readAttempts }) },
+    { holder: `${hostname()} pid ${process.pid}`, ...(notifier ? { notifier } : {}), ...options },
+  );
+  return { config, logger, runtime, store, fleet, service: fleet.services[0]!, ...(notifier ? { notifier } : {}) };
 }

@@ -1,6 +1,7 @@
 /**
  * Node implementations of what the core needs: sql.js from its .wasm file, node:zlib gzip
- * (with levels, on every core: parallel-gzip.ts), OpenSSL sha256, the file system, and JSON logs on stderr.
+ * (with levels, on every core: parallel-gzip.ts), OpenSSL sha256, the file system, the
+ * integrity check on a worker thread (check-worker.ts), and JSON logs on stderr.
  */
 import { createHash, randomInt } from "node:crypto";
 import { open, stat } from "node:fs/promises";
@@ -9,6 +10,7 @@ import { createGunzip } from "node:zlib";
 import initSqlJs from "sql.js";
 import type { FileAccess } from "../src/sources/file.js";
 import { jsonLogger, type Logger } from "../src/log.js";
+import { checkOnWorkerThread } from "./check-worker.js";
 import { parallelGzip } from "./parallel-gzip.js";
 import type { ByteTransform, Runtime } from "../src/runtime.js";
 
@@ -21,6 +23,8 @@ export const NODE_MAX_BYTES = 4_294_967_296 - 1;
 export const nodeFiles: FileAccess = {
   stat: (path) => stat(path),
   open: (path, flags) => open(path, flags),
+  // Shared memory, so that a worker thread can check the image in place (check-worker.ts).
+  allocate: (bytes) => new Uint8Array(new SharedArrayBuffer(bytes)),
 };
 
 function toWeb(duplex: Duplex): ByteTransform {
@@ -51,5 +55,6 @@ export async function createNodeRuntime(logger: Logger): Promise<Runtime> {
     now: () => new Date(),
     random: () => randomInt(0, 2 ** 47) / 2 ** 47,
     logger,
+    checkInBackground: checkOnWorkerThread,
   };
 }

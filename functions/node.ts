@@ -32,7 +32,8 @@ async function main(): Promise<void> {
   const demoKey = env.API_KEY ? undefined : randomBytes(24).toString("base64url");
   if (demoKey) env.API_KEY = demoKey;
 
-  const server = await startServer(env);
+  // The demo backs up right away below, so the scheduler's start-up catch-up is not needed.
+  const server = await startServer(env, { catchUp: false });
   const { ctx, url } = server;
   const manifest = await ctx.service.backup();
   const link = await ctx.service.link("latest");

@@ -6,7 +6,8 @@
 import { createApp } from "../src/api/app.js";
 import { parseConfig, secretsOf, type ConfigVariable } from "../src/config.js";
 import { BackupError } from "../src/errors.js";
-import { createBackupService, type BackupService } from "../src/service.js";
+import { createNotifier, type Notifier } from "../src/notify.js";
+import { createFleet, type Fleet } from "../src/fleet.js";
 import { createSource } from "../src/sources/index.js";
 import { createS3Store } from "../src/store/s3.js";
 import { consoleLogger, createWorkerRuntime } from "./worker-runtime.js";
@@ -18,9 +19,11 @@ export type Env = { readonly [K in ConfigVariable]?: string };
 const WORKERS_MAX_BYTES = 100_000_000;
 
 interface Instance {
-  service: BackupService;
+  fleet: Fleet;
   app: ReturnType<typeof createApp>;
   logger: ReturnType<typeof consoleLogger>;
+  /** With NOTIFY_URL; its deliveries run past the response, kept alive by ctx.waitUntil. */
+  notifier?: Notifier;
 }
 
 // One service per isolate: its single-flight guard and last-run status live as long as it.
@@ -33,9 +36,9 @@ function getInstance(env: Env): Promise<Instance> {
     const runtime = await createWorkerRuntime(logger);
     // Workers allow 6 simultaneous connections per invocation: keep parts in flight ≤ 4.
     const store = createS3Store(config.s3, { queueSize: 4 });
-    const source = createSource(config.source, { s3: config.s3 });
-    const service = createBackupService({ config, runtime, store, source });
-    return { service, app: createApp({ service, logger, ...(config.apiKey ? { apiKey: config.apiKey } : {}) }), logger };
+    const notifier = config.notify ? createNotifier(config.notify, { fetch: (input, init) => fetch(input, init), logger, now: () => new Date(), secrets: secretsOf(config) }) : undefined;
+    const fleet = createFleet({ config, runtime, store, source: (db) => createSource(db.source, { s3: config.s3 }) }, { holder: "workers", ...(notifier ? { notifier } : {}) });
+    return { fleet, app: createApp({ services: fleet.services, logger, corsOrigins: config.corsOrigins, ...(config.apiKey ? { apiKey: config.apiKey } : {}) }), logger, ...(notifier ? { notifier } : {}) };
   })().catch((err: unknown) => {
     instance = undefined; // a fixed configuration is picked up on the next request
     throw err;
@@ -51,36 +54,48 @@ function configErrorResponse(err: unknown): Response {
 export default {
   async fetch(request, env, ctx) {
     let app: Instance["app"];
+    let notifier: Instance["notifier"];
     try {
-      ({ app } = await getInstance(env));
+      ({ app, notifier } = await getInstance(env));
     } catch (err) {
       console.error(JSON.stringify({ level: "error", msg: "configuration invalid", error: err instanceof Error ? err.message : String(err) }));
       return configErrorResponse(err);
     }
-    return app.fetch(request, env, ctx);
+    const response = await app.fetch(request, env, ctx);
+    // A POST /backups has started its notification by now: it may finish after the response.
+    if (notifier) ctx.waitUntil(notifier.idle());
+    return response;
   },
 
   async scheduled(controller, env, ctx) {
-    let service: BackupService;
+    let fleet: Fleet;
     let logger: Instance["logger"];
+    let notifier: Instance["notifier"];
     try {
-      ({ service, logger } = await getInstance(env));
+      ({ fleet, logger, notifier } = await getInstance(env));
     } catch (err) {
       console.error(JSON.stringify({ level: "error", msg: "scheduled backup not started: configuration invalid", cron: controller.cron, error: err instanceof Error ? err.message : String(err) }));
       throw err;
     }
-    const run = service.backup();
-    ctx.waitUntil(run.catch(() => undefined));
+    // The window is the trigger's nominal time: an overlapping invocation or a Node instance on
+    // the same schedule names the same window, and the one that finds it covered does nothing.
+    // Every database in turn (BACKUP_SOURCES); one failing does not stop the others.
+    const run = fleet.scheduledAll(new Date(controller.scheduledTime));
+    ctx.waitUntil(run.then(() => notifier?.idle()));
     try {
-      const manifest = await run;
-      logger.info("scheduled backup done", { cron: controller.cron, key: manifest.key, bytes: manifest.bytes, durationMs: manifest.durationMs });
-    } catch (err) {
-      if (err instanceof BackupError && err.code === "BACKUP_RUNNING") {
-        logger.warn("scheduled backup skipped: one is already running", { cron: controller.cron });
-        return;
+      const failures: BackupError[] = [];
+      for (const r of await run) {
+        if (r.ok && r.result.ran) logger.info("scheduled backup done", { cron: controller.cron, name: r.name, key: r.result.manifest.key, bytes: r.result.manifest.bytes, durationMs: r.result.manifest.durationMs });
+        else if (r.ok && !r.result.ran) logger.info("scheduled backup skipped", { cron: controller.cron, name: r.name, reason: r.result.reason });
+        else if (!r.ok && r.error.code === "BACKUP_RUNNING") logger.warn("scheduled backup skipped: one is already running", { cron: controller.cron, name: r.name, reason: r.error.message });
+        else if (!r.ok) failures.push(r.error);
       }
-      // Rethrow so that Workers records this invocation as failed.
-      throw err;
+      // Throw so that Workers records this invocation as failed (each failure is logged already).
+      if (failures.length === 1) throw failures[0];
+      if (failures.length > 1) throw new BackupError(failures[0]!.code, `${failures.length} of ${fleet.names.length} backups failed: ${failures.map((e) => e.message).join("; ")}`, failures[0]!.status);
+    } finally {
+      // Nobody waits for a cron invocation: let it end with the alert delivered (bounded).
+      await notifier?.idle();
     }
   },
 } satisfies ExportedHandler<Env>;

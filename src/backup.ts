@@ -4,16 +4,18 @@
  * earlier backup in place and nothing under the failed run's key.
  */
 import type { Config } from "./config.js";
-import { gzipImage } from "./compress.js";
+import { countBytes, endAfter, gzipImage } from "./compress.js";
+import { listBackups } from "./catalog.js";
+import { encryptStream, type Decryption } from "./encrypt.js";
 import { asBackupError, BackupError } from "./errors.js";
 import { backupFolder, createKeyFactory, parseKey, type BackupKey } from "./keys.js";
 import { throttle } from "./log.js";
-import { planRetention } from "./retention.js";
+import { keptByRule, planRetention } from "./retention.js";
 import type { Runtime } from "./runtime.js";
 import { takeSnapshot, type Snapshot } from "./snapshot.js";
-import type { Source } from "./sources/source.js";
+import type { Source, SourceImage } from "./sources/source.js";
 import type { BackupStore } from "./store/store.js";
-import { BACKUP_FORMAT, verifyContent, verifyHead } from "./verify.js";
+import { BACKUP_FORMAT, ENCRYPTED_BACKUP_FORMAT, verifyContent, verifyHead, type Expected } from "./verify.js";
 
 export interface Manifest {
   key: string;
@@ -21,6 +23,8 @@ export interface Manifest {
   name: string;
   bytes: number;
   gzipBytes: number;
+  /** Encrypted with age to AGE_RECIPIENTS (the key ends in .sqlite.gz.age). */
+  encrypted: boolean;
   sha256: string;
   pageSize: number;
   pageCount: number;
@@ -37,10 +41,20 @@ export interface Manifest {
   pruneError?: string;
   /** Keys of this tool's unfinished multipart uploads, older than STALE_UPLOAD_MS, that were aborted. */
   abortedUploads: string[];
+  /**
+   * SKIP_UNCHANGED found the image identical to the newest backup: nothing was uploaded or
+   * pruned, and `key`/`file`/`gzipBytes` are that existing backup's.
+   */
+  unchanged?: true;
+}
+
+export interface RunOptions {
+  /** False once the cross-instance lease was lost mid-run: then nothing is pruned. */
+  leaseHeld?: () => boolean;
 }
 
 export interface BackupDeps {
-  config: Pick<Config, "name" | "s3" | "maxCount" | "gzipLevel" | "check" | "verify" | "maxBytes">;
+  config: Pick<Config, "name" | "s3" | "maxCount" | "keep" | "skipUnchanged" | "gzipLevel" | "check" | "verify" | "maxBytes" | "ageRecipients">;
   runtime: Runtime;
   store: BackupStore;
   source: Source;
@@ -54,25 +68,26 @@ const PROGRESS_INTERVAL_MS = 2000;
  */
 export const STALE_UPLOAD_MS = 3 * 60 * 60 * 1000;
 
-export function objectMetadata(s: Snapshot): Record<string, string> {
+/** sha256 and bytes describe the plain image, encrypted or not. */
+export function objectMetadata(s: Snapshot, encrypted = false): Record<string, string> {
   return {
     sha256: s.sha256,
     bytes: String(s.bytes.length),
     "page-size": String(s.pageSize),
     "page-count": String(s.pageCount),
     "sqlite-version": s.sqliteVersion,
-    format: BACKUP_FORMAT,
+    format: encrypted ? ENCRYPTED_BACKUP_FORMAT : BACKUP_FORMAT,
   };
 }
 
 /** A backup runner; keeps its key factory so keys stay unique across runs in one process. */
-export function createBackupRunner(deps: BackupDeps): { run(): Promise<Manifest> } {
+export function createBackupRunner(deps: BackupDeps): { run(options?: RunOptions): Promise<Manifest> } {
   const { config, runtime } = deps;
-  const nextKey = createKeyFactory(runtime.random, config.s3.prefix, config.name);
-  return { run: () => runBackup(deps, nextKey(runtime.now())) };
+  const nextKey = createKeyFactory(runtime.random, config.s3.prefix, config.name, Boolean(config.ageRecipients?.length));
+  return { run: (options = {}) => runBackup(deps, nextKey(runtime.now()), options) };
 }
 
-async function runBackup(deps: BackupDeps, target: BackupKey): Promise<Manifest> {
+async function runBackup(deps: BackupDeps, target: BackupKey, options: RunOptions): Promise<Manifest> {
   const { config, runtime, store, source } = deps;
   const started = runtime.now();
   const elapsed = () => runtime.now().getTime() - started.getTime();
@@ -96,52 +111,97 @@ async function runBackup(deps: BackupDeps, target: BackupKey): Promise<Manifest>
     }
 
     const snapshot = await takeSnapshot(image, runtime, config.check);
-    log.info("image checked", {
+    const described = {
       bytes: snapshot.bytes.length,
       pageSize: snapshot.pageSize,
       pageCount: snapshot.pageCount,
       check: config.check,
       sha256: snapshot.sha256,
       ...(snapshot.fromWalMode ? { note: "WAL-mode header marked rollback-journal in the image" } : {}),
-    });
+    };
+    // Checked on another thread (Node), the image is compressed and uploaded meanwhile; the
+    // upload's end waits for the verdict, and a failed check aborts it (endAfter below).
+    const checked = snapshot.checked.then((info) => log.info("image checked", { ...described, tables: info.tables }));
+    checked.catch(() => undefined);
+    if (snapshot.inBackground) log.info("image read; checking it beside the upload", described);
+    else await checked;
+
+    const metadata = objectMetadata(snapshot, target.encrypted);
+    if (config.skipUnchanged) {
+      // A corrupt image must fail the run, not pass as unchanged.
+      await checked;
+      const same = await newestIfSame(deps, metadata);
+      if (same) {
+        log.info("unchanged since the newest backup: nothing uploaded, nothing pruned", { newest: same.key, sha256: snapshot.sha256 });
+        return {
+          ...manifestOf(snapshot, image),
+          key: same.key,
+          file: same.file,
+          name: config.name,
+          gzipBytes: same.size,
+          encrypted: target.encrypted, // the format matched
+          startedAt: started.toISOString(),
+          durationMs: elapsed(),
+          verified: config.verify,
+          pruned: [],
+          abortedUploads: [],
+          unchanged: true,
+        };
+      }
+    }
 
     let gzipBytes = 0;
+    let storedBytes = 0;
     let uploaded = 0;
     const reportUpload = throttle<void>(PROGRESS_INTERVAL_MS, clock, () =>
       log.info("uploading", { bytes: snapshot.bytes.length, compressedBytes: gzipBytes, uploadedBytes: uploaded }),
     );
-    const body = gzipImage(snapshot.bytes, runtime.gzip(config.gzipLevel), (n) => {
+    const gzip = gzipImage(snapshot.bytes, runtime.gzip(config.gzipLevel), (n) => {
       gzipBytes = n;
       reportUpload();
     });
-    await store.upload(target.key, body, {
-      metadata: objectMetadata(snapshot),
-      contentType: "application/gzip",
-      contentDisposition: `attachment; filename="${target.file}"`,
-      onProgress: (n) => {
-        uploaded = n;
-        reportUpload();
-      },
-    });
-    log.info("uploaded", { compressedBytes: gzipBytes });
+    // Encrypted: gzip → age (64 KiB chunks, as they come) → upload. The run's file key stays
+    // in memory so that VERIFY=full can open the upload without any identity.
+    const sealed = target.encrypted ? await encryptStream(gzip, config.ageRecipients!) : undefined;
+    const body = (sealed?.stream ?? gzip).pipeThrough(countBytes((n) => (storedBytes = n))).pipeThrough(endAfter(checked));
+    try {
+      await store.upload(target.key, body, {
+        metadata,
+        // Not application/gzip: browsers and download tools must not gunzip what is not gzip.
+        contentType: target.encrypted ? "application/octet-stream" : "application/gzip",
+        contentDisposition: `attachment; filename="${target.file}"`,
+        onProgress: (n) => {
+          uploaded = n;
+          reportUpload();
+        },
+      });
+    } catch (err) {
+      // A failed check is why the upload was aborted: report the check's error, not the upload's.
+      await checked;
+      throw err;
+    }
+    log.info("uploaded", { compressedBytes: gzipBytes, ...(sealed ? { encryptedBytes: storedBytes } : {}) });
 
-    await verifyUpload(deps, target.key, { sha256: snapshot.sha256, bytes: snapshot.bytes.length, gzipBytes });
+    await verifyUpload(
+      deps,
+      target.key,
+      { sha256: snapshot.sha256, bytes: snapshot.bytes.length, storedBytes, format: metadata.format! },
+      sealed ? { fileKey: sealed.fileKey, recipients: config.ageRecipients!.length } : undefined,
+    );
     log.info("verified", { verify: config.verify });
 
-    const { pruned, pruneError } = await prune(deps, target.key);
+    const leaseLost = options.leaseHeld && !options.leaseHeld();
+    const { pruned, pruneError } = leaseLost
+      ? { pruned: [], pruneError: "not pruned: the cross-instance lease was lost during the run (another instance may be pruning)" }
+      : await prune(deps, target.key);
     const abortedUploads = await abortStaleUploads(deps);
     const manifest: Manifest = {
+      ...manifestOf(snapshot, image),
       key: target.key,
       file: target.file,
       name: config.name,
-      bytes: snapshot.bytes.length,
       gzipBytes,
-      sha256: snapshot.sha256,
-      pageSize: snapshot.pageSize,
-      pageCount: snapshot.pageCount,
-      sqliteVersion: snapshot.sqliteVersion,
-      readAttempts: image.attempts ?? 1,
-      walFrames: image.wal?.committedFrames ?? 0,
+      encrypted: target.encrypted,
       startedAt: started.toISOString(),
       durationMs: elapsed(),
       verified: config.verify,
@@ -158,10 +218,35 @@ async function runBackup(deps: BackupDeps, target: BackupKey): Promise<Manifest>
   }
 }
 
-async function verifyUpload(deps: BackupDeps, key: string, expected: { sha256: string; bytes: number; gzipBytes: number }): Promise<void> {
+function manifestOf(snapshot: Snapshot, image: SourceImage) {
+  return {
+    bytes: snapshot.bytes.length,
+    sha256: snapshot.sha256,
+    pageSize: snapshot.pageSize,
+    pageCount: snapshot.pageCount,
+    sqliteVersion: snapshot.sqliteVersion,
+    readAttempts: image.attempts ?? 1,
+    walFrames: image.wal?.committedFrames ?? 0,
+  };
+}
+
+/**
+ * The newest backup, if it holds exactly this image in this format (same sha256 of the
+ * plain image, same format, e.g. both encrypted). A store error here fails the run like any
+ * other: skipping must never hide a store that cannot be reached.
+ */
+async function newestIfSame(deps: BackupDeps, metadata: Record<string, string>): Promise<{ key: string; file: string; size: number } | undefined> {
+  const [newest] = await listBackups(deps.store, deps.config);
+  if (!newest) return undefined;
+  const head = await deps.store.head(newest.key);
+  if (!head || head.metadata.sha256 !== metadata.sha256 || head.metadata.format !== metadata.format) return undefined;
+  return { key: newest.key, file: newest.file, size: head.size };
+}
+
+async function verifyUpload(deps: BackupDeps, key: string, expected: Expected, decryption: Decryption | undefined): Promise<void> {
   try {
     await verifyHead(deps.store, key, expected);
-    if (deps.config.verify === "full") await verifyContent(deps.store, deps.runtime, key, expected);
+    if (deps.config.verify === "full") await verifyContent(deps.store, deps.runtime, key, expected, decryption);
   } catch (err) {
     // An object that does not prove itself is not a backup: remove it, so that retention
     // never counts it and nobody restores from it.
@@ -181,11 +266,12 @@ async function prune(deps: BackupDeps, newKey: string): Promise<{ pruned: string
       name: config.name,
       keys: objects.map((o) => o.key),
       maxCount: config.maxCount,
+      keep: config.keep,
       protect: newKey,
     });
     if (plan.delete.length === 0) return { pruned: [] };
     const result = await store.delete(plan.delete.map((k) => k.key));
-    runtime.logger.info("pruned", { name: config.name, deleted: result.deleted, kept: plan.keep.length, ignored: plan.ignored.length });
+    runtime.logger.info("pruned", { name: config.name, deleted: result.deleted, kept: plan.keep.length, keptBy: keptByRule(plan), ignored: plan.ignored.length });
     if (result.failed.length) {
       const pruneError = `could not delete ${result.failed.length} old backup(s): ${result.failed.map((f) => `${f.key} (${f.message})`).join(", ")}`;
       runtime.logger.error("prune incomplete", { name: config.name, error: pruneError });

@@ -43,7 +43,7 @@ export async function resolveBackup(store: BackupStore, where: Where, which: str
   if (!parseFile(where.name, which)) {
     throw new BackupError(
       "INVALID_BACKUP_FILE",
-      `${JSON.stringify(which.slice(0, 200))} is not a backup file name of "${where.name}" (expected ${where.name}-YYYY-MM-DDTHH-MM-SS-mmmZ-xxxxxx.sqlite.gz or "latest").`,
+      `${JSON.stringify(which.slice(0, 200))} is not a backup file name of "${where.name}" (expected ${where.name}-YYYY-MM-DDTHH-MM-SS-mmmZ-xxxxxx.sqlite.gz, or .sqlite.gz.age for an encrypted backup, or "latest").`,
       400,
     );
   }

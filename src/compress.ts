@@ -38,6 +38,28 @@ export function countBytes(onCount: (total: number) => void): TransformStream<Ui
   });
 }
 
+/**
+ * Passes bytes through, but ends only once `verdict` resolves, and fails as soon as it
+ * rejects: an upload reading this stream cannot complete before the verdict, and is aborted
+ * (nothing committed) when it fails.
+ */
+export function endAfter(verdict: Promise<unknown>): TransformStream<Uint8Array, Uint8Array> {
+  return new TransformStream({
+    start(controller) {
+      verdict.catch((err: unknown) => {
+        try {
+          controller.error(err);
+        } catch {
+          // already ended or failed
+        }
+      });
+    },
+    async flush() {
+      await verdict;
+    },
+  });
+}
+
 export function gzipImage(bytes: Uint8Array, gzip: ByteTransform, onCompressed: (total: number) => void): ReadableStream<Uint8Array> {
   return sliceStream(bytes).pipeThrough(gzip).pipeThrough(countBytes(onCompressed));
 }

@@ -6,16 +6,22 @@
  */
 import { z } from "zod";
 import { BackupError } from "./errors.js";
+import { IDENTITY_EXPECTED, isIdentity, parseRecipients } from "./encrypt.js";
 import { NAME_PATTERN } from "./keys.js";
+import type { LockMode } from "./lock.js";
+import { describeNotifyUrl, notifyUrlSecrets, type NotifyConfig } from "./notify.js";
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
 /** Every variable of the contract (README "Configuration"); all are strings or unset. */
 export const CONFIG_VARIABLES = [
-  "BACKUP_SOURCE", "BACKUP_SOURCE_HEADERS", "BACKUP_NAME",
+  "BACKUP_SOURCE", "BACKUP_SOURCE_HEADERS", "BACKUP_NAME", "BACKUP_SOURCES",
   "S3_ENDPOINT", "S3_REGION", "S3_BUCKET", "S3_PREFIX", "S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY", "S3_FORCE_PATH_STYLE",
-  "MAX_COUNT", "API_KEY", "LINK_TTL_SECONDS", "GZIP_LEVEL", "CHECK", "SCHEDULE", "VERIFY", "MAX_BYTES", "PORT", "HOST",
+  "MAX_COUNT", "KEEP_DAILY", "KEEP_WEEKLY", "KEEP_MONTHLY", "API_KEY", "LINK_TTL_SECONDS", "GZIP_LEVEL", "CHECK", "SCHEDULE", "VERIFY", "MAX_BYTES", "PORT", "HOST",
   "READ_ATTEMPTS", "S3_MAX_ATTEMPTS", "S3_TIMEOUT_SECONDS",
+  "LOCK", "LOCK_TTL_SECONDS", "SKIP_UNCHANGED", "CORS_ORIGINS",
+  "NOTIFY_URL", "NOTIFY_ON", "NOTIFY_FORMAT",
+  "AGE_RECIPIENTS", "AGE_IDENTITY", "AGE_IDENTITY_FILE",
 ] as const;
 export type ConfigVariable = (typeof CONFIG_VARIABLES)[number];
 
@@ -41,11 +47,23 @@ export interface S3Config {
   timeoutMs?: number;
 }
 
+/** One database to back up: BACKUP_SOURCE (+ BACKUP_NAME), or one entry of BACKUP_SOURCES. */
+export interface Database {
+  name: string;
+  source: SourceSpec;
+  maxCount: number;
+}
+
 export interface Config {
+  /** The first (with BACKUP_SOURCE: the only) database; see `databases` and `configFor`. */
   source: SourceSpec;
   name: string;
+  /** Every database of this deployment, in the order given; names are unique. */
+  databases: Database[];
   s3: S3Config;
   maxCount: number;
+  /** KEEP_DAILY/WEEKLY/MONTHLY (0 = rule off); any > 0 turns on GFS retention (src/retention.ts). */
+  keep: { daily: number; weekly: number; monthly: number };
   apiKey?: string;
   linkTtlSeconds: number;
   gzipLevel: number;
@@ -55,6 +73,20 @@ export interface Config {
   maxBytes: number;
   /** Reads of a file source before a database that keeps changing is given up on. */
   readAttempts: number;
+  /** Cross-instance lease (src/lock.ts): how it is taken, and how long it lives unrenewed. */
+  lock: { mode: LockMode; ttlMs: number };
+  /** Skip the upload when the image equals the newest backup's (same sha256). */
+  skipUnchanged: boolean;
+  /** Origins allowed to call the API from a browser; empty: no CORS headers at all. */
+  corsOrigins: string[];
+  /** NOTIFY_URL and how it is used; unset = no alerts. */
+  notify?: NotifyConfig;
+  /** AGE_RECIPIENTS: age public keys every backup is encrypted to; unset = backups are not encrypted. */
+  ageRecipients?: string[];
+  /** AGE_IDENTITY: a secret key that decrypts encrypted backups (verify, restore). */
+  ageIdentity?: string;
+  /** AGE_IDENTITY_FILE: the path of an age identity file; read by the Node CLI only. */
+  ageIdentityFile?: string;
   port: number;
   host: string;
 }
@@ -65,7 +97,9 @@ export interface RuntimeDefaults {
 }
 
 /** Variables whose values must never appear in messages or logs. */
-export const SECRET_VARIABLES = ["S3_SECRET_ACCESS_KEY", "API_KEY", "BACKUP_SOURCE_HEADERS"] as const;
+// NOTIFY_URL: a ping or webhook URL usually is its own credential (a UUID or token in the path).
+// BACKUP_SOURCES: its entries may carry headers (tokens) and URLs with credentials.
+export const SECRET_VARIABLES = ["S3_SECRET_ACCESS_KEY", "API_KEY", "BACKUP_SOURCE_HEADERS", "BACKUP_SOURCES", "NOTIFY_URL", "AGE_IDENTITY"] as const;
 
 export const LINK_TTL_MAX_SECONDS = 604_800; // presigned SigV4 URLs cannot outlive 7 days
 /** The single-buffer ceiling: typed arrays and sql.js's in-memory file cannot exceed it. */
@@ -109,6 +143,7 @@ const httpUrl = (what: string) =>
 // One schema per variable, parsed one by one so that every problem is reported at once.
 const fields = {
   BACKUP_SOURCE: optional(),
+  BACKUP_SOURCES: optional(),
   BACKUP_SOURCE_HEADERS: optional()
     .transform((v, ctx) => {
       if (v === undefined) return {};
@@ -143,6 +178,9 @@ const fields = {
   S3_SECRET_ACCESS_KEY: optional(),
   S3_FORCE_PATH_STYLE: bool(undefined),
   MAX_COUNT: integer(1, 100_000, 7),
+  KEEP_DAILY: integer(0, 10_000, 0),
+  KEEP_WEEKLY: integer(0, 10_000, 0),
+  KEEP_MONTHLY: integer(0, 10_000, 0),
   API_KEY: optional().refine((v) => v === undefined || v.length >= 16, "must be at least 16 characters when set"),
   LINK_TTL_SECONDS: integer(1, LINK_TTL_MAX_SECONDS, 900),
   GZIP_LEVEL: integer(1, 9, 6),
@@ -159,11 +197,36 @@ const fields = {
   READ_ATTEMPTS: integer(1, 100, 5),
   S3_MAX_ATTEMPTS: integer(1, 20, 4),
   S3_TIMEOUT_SECONDS: integer(1, 3600, 60),
+  NOTIFY_URL: httpUrl("the alert receiver, e.g. https://hc-ping.com/<uuid>"),
+  // No fixed default: it depends on NOTIFY_FORMAT (a healthchecks.io check needs every run).
+  NOTIFY_ON: optional()
+    .transform((v) => v?.toLowerCase())
+    .pipe(z.enum(["failure", "always"], { error: "must be one of failure, always" }).optional()),
+  NOTIFY_FORMAT: oneOf(["json", "healthchecks"], "json"),
+  LOCK: oneOf(["auto", "conditional", "best-effort", "off"], "auto"),
+  LOCK_TTL_SECONDS: integer(1, 86_400, 300),
+  SKIP_UNCHANGED: bool(false),
+  CORS_ORIGINS: optional()
+    .transform((v) => (v === undefined ? [] : v.split(/[\s,]+/).filter(Boolean)))
+    .refine((list) => list.every((o) => o === "*" || isOrigin(o)), "must be * or a comma-separated list of origins such as https://admin.example.com (scheme, host and optional port; no path)"),
+  // Checked in parseConfig by parseRecipients, which names bad entries without echoing them.
+  AGE_RECIPIENTS: optional(),
+  AGE_IDENTITY: optional().refine((v) => v === undefined || isIdentity(v), `must be ${IDENTITY_EXPECTED}`),
+  AGE_IDENTITY_FILE: optional(),
 };
 // Compile-time check: the schema covers exactly the contract's variables.
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : never) : never;
 export const SCHEMA_COVERS_CONTRACT: Same<keyof typeof fields, ConfigVariable> = true;
 type Fields = { [K in keyof typeof fields]: z.output<(typeof fields)[K]> };
+
+function isOrigin(value: string): boolean {
+  try {
+    const u = new URL(value);
+    return (u.protocol === "http:" || u.protocol === "https:") && u.origin === value.replace(/\/$/, "");
+  } catch {
+    return false;
+  }
+}
 
 export function isHttpUrl(value: string): boolean {
   try {
@@ -187,8 +250,15 @@ export function parseConfig(env: Env, defaults: RuntimeDefaults): Config {
   const maxBytes = parseMaxBytes(env.MAX_BYTES, defaults.maxBytes, problems);
 
   let source: SourceSpec | undefined;
-  if (v.BACKUP_SOURCE === undefined) {
-    problems.push("BACKUP_SOURCE is required: a file path, file:///abs/path.db, http(s):// URL or s3://bucket/key");
+  let databases: Database[] | undefined;
+  if (v.BACKUP_SOURCES !== undefined) {
+    if (env.BACKUP_SOURCE?.trim() || env.BACKUP_SOURCE_HEADERS?.trim() || env.BACKUP_NAME?.trim()) {
+      problems.push("BACKUP_SOURCES is set together with BACKUP_SOURCE, BACKUP_SOURCE_HEADERS or BACKUP_NAME: use one way (put every database in BACKUP_SOURCES)");
+    }
+    databases = parseSources(v.BACKUP_SOURCES, v.MAX_COUNT ?? 7, problems);
+    source = databases?.[0]?.source;
+  } else if (v.BACKUP_SOURCE === undefined) {
+    problems.push("BACKUP_SOURCE is required: a file path, file:///abs/path.db, http(s):// URL or s3://bucket/key (or BACKUP_SOURCES for several databases)");
   } else if (v.BACKUP_SOURCE_HEADERS !== undefined) {
     // (invalid headers are already reported above)
     source = parseSource(v.BACKUP_SOURCE, v.BACKUP_SOURCE_HEADERS, problems);
@@ -199,9 +269,14 @@ export function parseConfig(env: Env, defaults: RuntimeDefaults): Config {
     problems.push("S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY must be set together (or both unset to use the AWS default credential chain)");
   }
   if (!env.S3_BUCKET?.trim()) problems.push("S3_BUCKET is required (the bucket that receives the backups)");
-  const name = v.BACKUP_NAME ?? (source ? deriveName(source) : undefined);
-  if (source && name === undefined && !env.BACKUP_NAME?.trim()) {
+  const name = databases ? databases[0]?.name : (v.BACKUP_NAME ?? (source ? deriveName(source) : undefined));
+  if (!databases && source && name === undefined && !env.BACKUP_NAME?.trim()) {
     problems.push("BACKUP_NAME is required: no valid name could be derived from BACKUP_SOURCE (use lowercase letters, digits, '.', '_', '-')");
+  }
+  const ageRecipients = v.AGE_RECIPIENTS === undefined ? undefined : parseRecipients(v.AGE_RECIPIENTS);
+  for (const p of ageRecipients?.problems ?? []) problems.push(`AGE_RECIPIENTS ${p}`);
+  if (v.AGE_IDENTITY !== undefined && v.AGE_IDENTITY_FILE !== undefined) {
+    problems.push("AGE_IDENTITY and AGE_IDENTITY_FILE are both set: set one of them");
   }
   if (problems.length > 0 || !source || !name) throw configError(problems);
   const c = v as Fields;
@@ -209,6 +284,7 @@ export function parseConfig(env: Env, defaults: RuntimeDefaults): Config {
   return {
     source,
     name,
+    databases: databases ?? [{ name, source, maxCount: c.MAX_COUNT }],
     s3: {
       ...(c.S3_ENDPOINT ? { endpoint: c.S3_ENDPOINT } : {}),
       region: c.S3_REGION,
@@ -220,7 +296,8 @@ export function parseConfig(env: Env, defaults: RuntimeDefaults): Config {
       maxAttempts: c.S3_MAX_ATTEMPTS,
       timeoutMs: c.S3_TIMEOUT_SECONDS * 1000,
     },
-    maxCount: c.MAX_COUNT,
+    maxCount: databases?.[0]?.maxCount ?? c.MAX_COUNT,
+    keep: { daily: c.KEEP_DAILY, weekly: c.KEEP_WEEKLY, monthly: c.KEEP_MONTHLY },
     ...(c.API_KEY ? { apiKey: c.API_KEY } : {}),
     linkTtlSeconds: c.LINK_TTL_SECONDS,
     gzipLevel: c.GZIP_LEVEL,
@@ -229,9 +306,81 @@ export function parseConfig(env: Env, defaults: RuntimeDefaults): Config {
     schedule: c.SCHEDULE,
     maxBytes,
     readAttempts: c.READ_ATTEMPTS,
+    lock: { mode: c.LOCK, ttlMs: c.LOCK_TTL_SECONDS * 1000 },
+    skipUnchanged: c.SKIP_UNCHANGED ?? false,
+    corsOrigins: c.CORS_ORIGINS,
+    ...(c.NOTIFY_URL
+      ? { notify: { url: c.NOTIFY_URL, format: c.NOTIFY_FORMAT, on: c.NOTIFY_ON ?? (c.NOTIFY_FORMAT === "healthchecks" ? "always" : "failure") } }
+      : {}),
+    ...(ageRecipients ? { ageRecipients: ageRecipients.recipients } : {}),
+    ...(c.AGE_IDENTITY ? { ageIdentity: c.AGE_IDENTITY } : {}),
+    ...(c.AGE_IDENTITY_FILE ? { ageIdentityFile: c.AGE_IDENTITY_FILE } : {}),
     port: c.PORT,
     host: c.HOST,
   };
+}
+
+const MAX_DATABASES = 100;
+
+/** BACKUP_SOURCES: a JSON list of {name?, source, headers?, maxCount?}; every problem is named by its index. */
+function parseSources(raw: string, defaultMaxCount: number, problems: string[]): Database[] | undefined {
+  const where = (i: number, field: string) => `BACKUP_SOURCES[${i}].${field}`;
+  let list: unknown;
+  try {
+    list = JSON.parse(raw);
+  } catch {
+    problems.push('BACKUP_SOURCES must be a JSON list such as [{"name":"app","source":"/data/app.db"},{"name":"jobs","source":"https://…","headers":{"Authorization":"…"},"maxCount":30}]');
+    return undefined;
+  }
+  if (!Array.isArray(list) || list.length === 0 || list.length > MAX_DATABASES) {
+    problems.push(`BACKUP_SOURCES must be a JSON list of 1 to ${MAX_DATABASES} objects {name, source, headers?, maxCount?}`);
+    return undefined;
+  }
+  const out: Database[] = [];
+  const seen = new Set<string>();
+  list.forEach((entry: unknown, i) => {
+    if (typeof entry !== "object" || entry === null || Array.isArray(entry)) {
+      problems.push(`BACKUP_SOURCES[${i}] must be an object {name, source, headers?, maxCount?}`);
+      return;
+    }
+    const e = entry as Record<string, unknown>;
+    for (const k of Object.keys(e)) {
+      if (!["name", "source", "headers", "maxCount"].includes(k)) problems.push(`BACKUP_SOURCES[${i}] has an unknown field ${JSON.stringify(k.slice(0, 40))} (allowed: name, source, headers, maxCount)`);
+    }
+    const headers = e.headers === undefined ? {} : z.record(z.string(), z.string()).safeParse(e.headers).data;
+    if (!headers) problems.push(`${where(i, "headers")} must be an object of string header values`);
+    if (typeof e.source !== "string" || e.source.trim() === "") {
+      problems.push(`${where(i, "source")} is required: a file path, file:///abs/path.db, http(s):// URL or s3://bucket/key`);
+      return;
+    }
+    // Source problems are reported under the entry's own index (parseSource names BACKUP_SOURCE).
+    const local: string[] = [];
+    const source = parseSource(e.source.trim(), headers ?? {}, local);
+    for (const p of local) problems.push(p.replace(/^BACKUP_SOURCE\b/, where(i, "source")).replace(/ \(got .*\)$/, ""));
+    let name: string | undefined;
+    if (e.name === undefined) {
+      name = source ? deriveName(source) : undefined;
+      if (source && name === undefined) problems.push(`${where(i, "name")} is required: no valid name could be derived from its source`);
+    } else if (typeof e.name === "string" && NAME_PATTERN.test(e.name)) {
+      name = e.name;
+    } else {
+      problems.push(`${where(i, "name")} must match ${NAME_PATTERN.source} (lowercase letters, digits, '.', '_', '-'; at most 63 characters)`);
+    }
+    let maxCount = defaultMaxCount;
+    if (e.maxCount !== undefined) {
+      if (typeof e.maxCount === "number" && Number.isInteger(e.maxCount) && e.maxCount >= 1 && e.maxCount <= 100_000) maxCount = e.maxCount;
+      else problems.push(`${where(i, "maxCount")} must be a whole number between 1 and 100000`);
+    }
+    if (name !== undefined && seen.has(name)) problems.push(`${where(i, "name")} ${JSON.stringify(name)} is used twice: every database needs its own name (its keys, lease and retention are per name)`);
+    if (name !== undefined) seen.add(name);
+    if (source && name !== undefined) out.push({ name, source, maxCount });
+  });
+  return out.length === list.length ? out : undefined;
+}
+
+/** The configuration of one database: the shared settings with its name, source and MAX_COUNT. */
+export function configFor(config: Config, database: Database): Config {
+  return { ...config, name: database.name, source: database.source, maxCount: database.maxCount, databases: [database] };
 }
 
 function parseMaxBytes(raw: string | undefined, fallback: number, problems: string[]): number {
@@ -313,15 +462,19 @@ function configError(problems: string[]): BackupError {
 
 /** The configuration as it may be logged: every secret replaced by a marker. */
 export function redactedConfig(config: Config): Record<string, unknown> {
-  const { source, s3, apiKey, ...rest } = config;
+  const { source, s3, apiKey, notify, ageIdentity, databases, ...rest } = config;
+  const redactSource = (s: SourceSpec) => (s.kind === "url" ? { kind: "url", url: redactUrl(s.url), headers: Object.keys(s.headers) } : s);
   return {
     ...rest,
+    databases: databases.map((d) => ({ ...d, source: redactSource(d.source) })),
+    ...(notify ? { notify: { ...notify, url: describeNotifyUrl(notify.url) } } : {}),
     source:
       source.kind === "url"
         ? { kind: "url", url: redactUrl(source.url), headers: Object.keys(source.headers) }
         : source,
     s3: { ...s3, secretAccessKey: s3.secretAccessKey ? "[redacted]" : undefined },
     apiKey: apiKey ? "[redacted]" : undefined,
+    ageIdentity: ageIdentity ? "[redacted]" : undefined,
   };
 }
 
@@ -339,11 +492,13 @@ export function redactUrl(url: string): string {
 
 /** The secret values of a config, for log redaction. */
 export function secretsOf(config: Config): string[] {
-  const values = [config.s3.secretAccessKey, config.apiKey];
-  if (config.source.kind === "url") {
-    values.push(...Object.values(config.source.headers));
-    const u = new URL(config.source.url);
+  const values = [config.s3.secretAccessKey, config.apiKey, config.ageIdentity];
+  for (const { source } of [{ source: config.source }, ...config.databases]) {
+    if (source.kind !== "url") continue;
+    values.push(...Object.values(source.headers));
+    const u = new URL(source.url);
     values.push(u.password, ...[...u.searchParams.values()]);
   }
+  if (config.notify) values.push(...notifyUrlSecrets(config.notify.url));
   return values.filter((v): v is string => typeof v === "string" && v.length >= 4);
 }

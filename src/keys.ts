@@ -2,12 +2,16 @@
  * Object key naming and parsing (pure).
  *
  *   {prefix}{name}/{name}-{YYYY-MM-DDTHH-MM-SS-mmmZ}-{6 hex}.sqlite.gz
+ *   {prefix}{name}/{name}-{YYYY-MM-DDTHH-MM-SS-mmmZ}-{6 hex}.sqlite.gz.age   (AGE_RECIPIENTS set)
  *
- * UTC, fixed width, so lexicographic order is chronological order. Only keys that parse
- * exactly are ever listed, linked or pruned: anything else in the bucket is not ours.
+ * UTC, fixed width, so lexicographic order is chronological order (the extension comes after
+ * the time and suffix, so plain and encrypted backups of one name sort together). Only keys
+ * that parse exactly are ever listed, linked or pruned: anything else in the bucket is not ours.
  */
 export const NAME_PATTERN = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 export const BACKUP_EXTENSION = ".sqlite.gz";
+/** An age-encrypted backup: the gzip, encrypted to AGE_RECIPIENTS. */
+export const ENCRYPTED_EXTENSION = ".sqlite.gz.age";
 
 const STAMP = String.raw`(\d{4})-(\d{2})-(\d{2})T(\d{2})-(\d{2})-(\d{2})-(\d{3})Z`;
 const SUFFIX = String.raw`([0-9a-f]{6})`;
@@ -20,6 +24,8 @@ export interface BackupKey {
   name: string;
   time: Date;
   suffix: string;
+  /** The object is age-encrypted (its key ends in `.sqlite.gz.age`). */
+  encrypted: boolean;
 }
 
 function escapeRegExp(s: string): string {
@@ -27,7 +33,7 @@ function escapeRegExp(s: string): string {
 }
 
 function fileRegExp(name: string): RegExp {
-  return new RegExp(`^${escapeRegExp(name)}-${STAMP}-${SUFFIX}${escapeRegExp(BACKUP_EXTENSION)}$`);
+  return new RegExp(`^${escapeRegExp(name)}-${STAMP}-${SUFFIX}${escapeRegExp(BACKUP_EXTENSION)}(\\.age)?$`);
 }
 
 /** The folder holding one name's backups. */
@@ -40,23 +46,23 @@ export function formatStamp(time: Date): string {
   return time.toISOString().replace(/:/g, "-").replace(/\.(\d{3})Z$/, "-$1Z");
 }
 
-export function buildKey(prefix: string, name: string, time: Date, suffix: number): BackupKey {
+export function buildKey(prefix: string, name: string, time: Date, suffix: number, encrypted = false): BackupKey {
   if (!NAME_PATTERN.test(name)) throw new Error(`invalid backup name ${JSON.stringify(name)}`);
   if (!Number.isInteger(suffix) || suffix < 0 || suffix >= SUFFIX_SPACE) throw new Error(`invalid key suffix ${suffix}`);
   const hex = suffix.toString(16).padStart(6, "0");
-  const file = `${name}-${formatStamp(time)}-${hex}${BACKUP_EXTENSION}`;
-  return { key: `${backupFolder(prefix, name)}${file}`, file, name, time, suffix: hex };
+  const file = `${name}-${formatStamp(time)}-${hex}${encrypted ? ENCRYPTED_EXTENSION : BACKUP_EXTENSION}`;
+  return { key: `${backupFolder(prefix, name)}${file}`, file, name, time, suffix: hex, encrypted };
 }
 
 /** Parse a file name (the key's last segment) of `name`'s backups; undefined if it is not one. */
 export function parseFile(name: string, file: string): Omit<BackupKey, "key"> | undefined {
   const m = fileRegExp(name).exec(file);
   if (!m) return undefined;
-  const [, y, mo, d, h, mi, s, ms, suffix] = m as unknown as [string, string, string, string, string, string, string, string, string];
+  const [, y, mo, d, h, mi, s, ms, suffix, age] = m as unknown as [string, string, string, string, string, string, string, string, string, string | undefined];
   const time = new Date(Date.UTC(+y, +mo - 1, +d, +h, +mi, +s, +ms));
   // Reject impossible dates (2026-02-31) so that parsing and formatting round-trip exactly.
   if (Number.isNaN(time.getTime()) || formatStamp(time) !== `${y}-${mo}-${d}T${h}-${mi}-${s}-${ms}Z`) return undefined;
-  return { file, name, time, suffix };
+  return { file, name, time, suffix, encrypted: age !== undefined };
 }
 
 /** Parse a full key; only keys directly in `{prefix}{name}/` that match exactly. */
@@ -77,7 +83,7 @@ export function newestFirst<T extends { key: string }>(keys: readonly T[]): T[] 
  * processes stay apart) and counts up within one millisecond (so one process's keys stay
  * unique and in creation order even when several backups start in the same millisecond).
  */
-export function createKeyFactory(random: () => number, prefix: string, name: string): (time: Date) => BackupKey {
+export function createKeyFactory(random: () => number, prefix: string, name: string, encrypted = false): (time: Date) => BackupKey {
   let lastMs = Number.NaN;
   let lastSuffix = 0;
   return (time) => {
@@ -90,6 +96,6 @@ export function createKeyFactory(random: () => number, prefix: string, name: str
       // Leave headroom so counting up within the millisecond cannot wrap.
       lastSuffix = Math.floor(random() * (SUFFIX_SPACE / 2));
     }
-    return buildKey(prefix, name, time, lastSuffix);
+    return buildKey(prefix, name, time, lastSuffix, encrypted);
   };
 }

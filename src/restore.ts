@@ -1,6 +1,6 @@
 /**
- * Restore a backup to a local file, atomically: the object is streamed (gunzip) into a new
- * temp file in the target's directory, synced, read back and proved (size, sha256 against
+ * Restore a backup to a local file, atomically: the object is streamed (age decryption for
+ * an encrypted backup, then gunzip) into a new temp file in the target's directory, synced, read back and proved (size, sha256 against
  * the metadata, header, `PRAGMA integrity_check`), and only then renamed over the target.
  * On any failure the temp file is removed and the target is left as it was, so a corrupt or
  * tampered backup never replaces a database. The file system is passed in (runtime-free).
@@ -11,7 +11,7 @@ import { asBackupError, BackupError } from "./errors.js";
 import type { Runtime } from "./runtime.js";
 import { fillFrom, type PositionalReader } from "./sources/source.js";
 import type { BackupStore } from "./store/store.js";
-import { backupMetadata, proveImage, readBackProblem, type BackupMetadata } from "./verify.js";
+import { backupMetadata, openBackup, proveImage, readBackProblem, type BackupMetadata } from "./verify.js";
 
 export interface PathInfo {
   /** As seen by lstat: a symbolic link is reported as such, not followed. */
@@ -58,6 +58,8 @@ export interface RestoreDeps {
   runtime: Pick<Runtime, "sqlite" | "gunzip" | "sha256" | "random" | "logger">;
   store: BackupStore;
   files: RestoreFiles;
+  /** age identities (AGE-SECRET-KEY-1…) for encrypted backups. */
+  identities?: readonly string[];
 }
 
 export interface RestoreOptions {
@@ -137,15 +139,24 @@ export async function restoreBackup(deps: RestoreDeps, options: RestoreOptions):
   if (!head) throw new BackupError("BACKUP_NOT_FOUND", `backup ${found.file} does not exist in ${store.description}.`, 404);
   const expected = backupMetadata(head, config.maxBytes);
   const log = runtime.logger.child({ name: config.name, key: found.key });
-  log.info("restore started", { target, bytes: expected.bytes, sha256: expected.sha256, store: store.description });
+  log.info("restore started", { target, bytes: expected.bytes, sha256: expected.sha256, encrypted: expected.encrypted, store: store.description });
 
   // 3. Download into a new temp file next to the target (same file system: the rename is atomic).
   const temp = `${dir === "/" ? "" : dir}/.${base}.restore-${randomHex(runtime.random, 12)}.tmp`;
   let created = false;
   try {
-    const file = await files.createExclusive(temp, existing.action === "replace" ? existing.mode : undefined);
+    // An encrypted backup's header is opened before the temp file exists: a missing or
+    // wrong identity fails without creating anything next to the target.
+    const body = await openBackup(store, found.key, expected, deps.identities);
+    let file: WritableFile;
+    try {
+      file = await files.createExclusive(temp, existing.action === "replace" ? existing.mode : undefined);
+    } catch (err) {
+      await body.cancel(err).catch(() => undefined);
+      throw err;
+    }
     created = true;
-    await download(store, runtime, found.key, expected, file);
+    await download(body, runtime, found.key, expected, file);
     log.info("restore downloaded", { temp, bytes: expected.bytes });
 
     // 4. Prove what is on disk, not what was in memory.
@@ -211,12 +222,11 @@ async function checkTarget(
   return { action: "replace", mode: info.mode };
 }
 
-/** Object → gunzip → file, stopping as soon as the content runs past its announced size. */
-async function download(store: BackupStore, runtime: Pick<Runtime, "gunzip">, key: string, expected: BackupMetadata, file: WritableFile): Promise<void> {
+/** The gzip stream → gunzip → file, stopping as soon as the content runs past its announced size. */
+async function download(body: ReadableStream<Uint8Array>, runtime: Pick<Runtime, "gunzip">, key: string, expected: BackupMetadata, file: WritableFile): Promise<void> {
   const problem = readBackProblem(key, expected);
   let written = 0;
   try {
-    const body = await store.get(key);
     const reader = body.pipeThrough(runtime.gunzip()).getReader();
     try {
       for (;;) {

@@ -3,7 +3,9 @@
  * pipeline runs on Node and Workers and tests can substitute a clock or a logger.
  */
 import type { SqlJsStatic } from "sql.js";
+import type { CheckMode } from "./config.js";
 import type { Logger } from "./log.js";
+import type { ImageInfo } from "./sqlite/check.js";
 
 export interface Sha256 {
   update(data: Uint8Array): void;
@@ -23,4 +25,11 @@ export interface Runtime {
   /** Uniform in [0, 1); used for key suffixes. */
   random(): number;
   logger: Logger;
+  /**
+   * Check an image on another thread, reading it in place, so that compressing and uploading
+   * need not wait (Node: a worker thread on a SharedArrayBuffer). Undefined when this runtime
+   * cannot (Workers) or this image cannot be shared: the caller then checks it inline. The
+   * image must not change until the promise settles.
+   */
+  checkInBackground?(image: Uint8Array, check: CheckMode, what: string): Promise<ImageInfo> | undefined;
 }

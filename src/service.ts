@@ -1,10 +1,16 @@
 /**
- * The operations both runtimes expose (HTTP API, cron, CLI), with one backup at a time
- * per instance and the status of the last run. Cross-instance locking is separate.
+ * The operations both runtimes expose (HTTP API, cron, CLI), with one backup at a time:
+ * in this instance by a flag, across instances by the lease of src/lock.ts.
  */
 import { createBackupRunner, type BackupDeps, type Manifest } from "./backup.js";
 import { createLink, listBackups, type BackupEntry, type Link } from "./catalog.js";
+import type { Config } from "./config.js";
 import { asBackupError, BackupError } from "./errors.js";
+import { parseKey } from "./keys.js";
+import { createLock, DEFAULT_SETTLE_MS, type HeldLease } from "./lock.js";
+import { createRunMetrics, type RunMetrics } from "./metrics.js";
+import type { Notifier, NotifyResult } from "./notify.js";
+import { alreadyBackedUp } from "./schedule.js";
 
 export interface LastRun {
   startedAt: string;
@@ -15,6 +21,8 @@ export interface LastRun {
   bytes?: number;
   gzipBytes?: number;
   pruned?: number;
+  /** SKIP_UNCHANGED: nothing was uploaded; `key` is the existing identical backup. */
+  unchanged?: boolean;
   error?: { code: string; message: string };
 }
 
@@ -25,49 +33,126 @@ export interface Status {
   runningSince?: string;
   lastRun: LastRun | null;
   nextRun: string | null;
+  /** The last NOTIFY_URL delivery (only when NOTIFY_URL is set). */
+  lastNotify?: NotifyResult | null;
 }
+
+/** What a scheduled trigger did: backed up, or found the window already covered. */
+export type ScheduledResult = { ran: true; manifest: Manifest } | { ran: false; reason: string; newest?: string };
 
 export interface BackupService {
   backup(): Promise<Manifest>;
+  /**
+   * The backup for the schedule window starting at `scheduledAt`. Another instance (a second
+   * process, an overlapping isolate) may already have made it: then nothing is done.
+   */
+  scheduled(scheduledAt: Date): Promise<ScheduledResult>;
   list(): Promise<BackupEntry[]>;
   link(which: string): Promise<Link>;
   status(): Status;
+  /** Run counts and last-run gauges for GET /metrics. */
+  readonly metrics: RunMetrics;
 }
 
 export interface ServiceOptions {
   /** When the scheduler fires next (Node scheduler or the Workers cron), if known. */
   nextRun?: () => Date | undefined;
+  /** Where this instance runs ("host pid 123", "workers"), written into its leases. */
+  holder?: string;
+  /** Pause before reading back a best-effort lease write (tests shorten it). */
+  lockSettleMs?: number;
+  /** Where runs are counted (default: a registry of this service alone). */
+  metrics?: RunMetrics;
+  /** Reports finished runs to NOTIFY_URL in the background; never throws. */
+  notifier?: Notifier;
 }
 
-export function createBackupService(deps: BackupDeps & { config: BackupDeps["config"] & { linkTtlSeconds: number } }, options: ServiceOptions = {}): BackupService {
+type ServiceConfig = BackupDeps["config"] & Pick<Config, "linkTtlSeconds" | "lock">;
+
+export function createBackupService(deps: BackupDeps & { config: ServiceConfig }, options: ServiceOptions = {}): BackupService {
   const runner = createBackupRunner(deps);
   const { config, runtime, store } = deps;
+  const lock = createLock({
+    store,
+    prefix: config.s3.prefix,
+    name: config.name,
+    mode: config.lock.mode,
+    ttlMs: config.lock.ttlMs,
+    settleMs: options.lockSettleMs ?? DEFAULT_SETTLE_MS,
+    owner: Array.from({ length: 4 }, () => Math.floor(runtime.random() * 0x10000).toString(16).padStart(4, "0")).join(""),
+    holder: options.holder ?? "unknown",
+    now: () => runtime.now(),
+    logger: runtime.logger.child({ name: config.name }),
+  });
+  const metrics = options.metrics ?? createRunMetrics([config.name]);
   let runningSince: Date | undefined;
   let lastRun: LastRun | null = null;
 
-  return {
-    async backup() {
-      if (runningSince) {
-        throw new BackupError("BACKUP_RUNNING", `a backup of "${config.name}" started at ${runningSince.toISOString()} is still running; try again when it has finished.`, 409);
-      }
-      const started = runtime.now();
-      runningSince = started;
-      const finish = (fields: Partial<LastRun> & { ok: boolean }) => {
-        const finished = runtime.now();
-        lastRun = { startedAt: started.toISOString(), finishedAt: finished.toISOString(), durationMs: finished.getTime() - started.getTime(), ...fields };
-      };
+  /** The outcome of a run: status, metrics, alert. */
+  function record(started: Date, fields: Partial<LastRun> & { ok: boolean }): void {
+    const finished = runtime.now();
+    lastRun = { startedAt: started.toISOString(), finishedAt: finished.toISOString(), durationMs: finished.getTime() - started.getTime(), ...fields };
+    metrics.finished(config.name, lastRun);
+    options.notifier?.notify(config.name, lastRun);
+  }
+  const failed = (started: Date, err: unknown) => {
+    const e = asBackupError(err);
+    // Another instance running is not a failure of this one; a store that cannot be reached is.
+    if (e.code !== "BACKUP_RUNNING") record(started, { ok: false, error: { code: e.code, message: e.message } });
+    else metrics.skipped(config.name);
+    return e;
+  };
+
+  /**
+   * Single flight here, the lease across instances, then `work` while both are held. Every
+   * failure on the way (the lease's store requests included) is recorded as the run's outcome.
+   */
+  async function exclusive<T>(work: (lease: HeldLease, started: Date) => Promise<T>): Promise<T> {
+    if (runningSince) {
+      throw new BackupError("BACKUP_RUNNING", `a backup of "${config.name}" started at ${runningSince.toISOString()} is still running; try again when it has finished.`, 409);
+    }
+    const started = runtime.now();
+    runningSince = started;
+    metrics.started(config.name);
+    try {
+      const lease = await lock.acquire().catch((err: unknown) => {
+        throw failed(started, err);
+      });
       try {
-        const m = await runner.run();
-        finish({ ok: true, key: m.key, bytes: m.bytes, gzipBytes: m.gzipBytes, pruned: m.pruned.length, ...(m.pruneError ? { error: { code: "PRUNE_FAILED", message: m.pruneError } } : {}) });
-        return m;
-      } catch (err) {
-        const e = asBackupError(err);
-        finish({ ok: false, error: { code: e.code, message: e.message } });
-        throw e;
+        return await work(lease, started);
       } finally {
-        runningSince = undefined;
+        await lease.release();
       }
-    },
+    } finally {
+      runningSince = undefined;
+    }
+  }
+
+  async function run(lease: HeldLease, started: Date): Promise<Manifest> {
+    try {
+      const m = await runner.run({ leaseHeld: lease.held });
+      record(started, { ok: true, key: m.key, bytes: m.bytes, gzipBytes: m.gzipBytes, pruned: m.pruned.length, ...(m.unchanged ? { unchanged: true } : {}), ...(m.pruneError ? { error: { code: "PRUNE_FAILED", message: m.pruneError } } : {}) });
+      return m;
+    } catch (err) {
+      throw failed(started, err);
+    }
+  }
+
+  return {
+    backup: () => exclusive(run),
+    scheduled: (scheduledAt) =>
+      exclusive(async (lease, started): Promise<ScheduledResult> => {
+        // Under the lease, so that an instance that just finished this window's backup is seen.
+        const newest = (await listBackups(store, config).catch((err: unknown) => Promise.reject(failed(started, err))))[0];
+        const newestTime = newest && parseKey(config.s3.prefix, config.name, newest.key)?.time;
+        if (newest && alreadyBackedUp(newestTime, scheduledAt)) {
+          const reason = `the backup for the window starting ${scheduledAt.toISOString()} exists already (${newest.file})`;
+          runtime.logger.info("scheduled backup skipped", { name: config.name, reason });
+          metrics.skipped(config.name);
+          return { ran: false, reason, newest: newest.key };
+        }
+        return { ran: true, manifest: await run(lease, started) };
+      }),
     list: () => listBackups(store, config),
     link: (which) => createLink(store, config, which, runtime.now()),
     status: () => ({
@@ -76,6 +161,8 @@ export function createBackupService(deps: BackupDeps & { config: BackupDeps["con
       ...(runningSince ? { runningSince: runningSince.toISOString() } : {}),
       lastRun,
       nextRun: options.nextRun?.()?.toISOString() ?? null,
+      ...(options.notifier ? { lastNotify: options.notifier.last() } : {}),
     }),
+    metrics,
   };
 }

@@ -20,11 +20,12 @@ import { createS3Store, MIN_PART_SIZE } from "../src/store/s3.js";
 import { corruptIndexPage, dumpTables, integrityCheck, makeDatabase, sha256, sqliteCli, writeDatabase } from "./helpers/db.js";
 import { startTestStore, type TestStore } from "./helpers/s3.js";
 import { backupError } from "./helpers/errors.js";
+import { capturedLines } from "./helpers/log-capture.js";
 
 let s3: TestStore;
 let dir: string;
 let runtime: Runtime;
-const logLines: string[] = [];
+const logLines = capturedLines("backup log");
 
 beforeAll(async () => {
   s3 = await startTestStore();

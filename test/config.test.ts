@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import {
   deriveName,
   parseConfig,
@@ -43,6 +43,7 @@ describe("parseConfig defaults", () => {
     expect(config.s3.region).toBe("us-east-1");
     expect(config.s3.prefix).toBe("backups/");
     expect(config.maxCount).toBe(7);
+    expect(config.keep).toEqual({ daily: 0, weekly: 0, monthly: 0 });
     expect(config.linkTtlSeconds).toBe(900);
     expect(config.gzipLevel).toBe(6);
     expect(config.check).toBe("quick");
@@ -88,6 +89,9 @@ describe("parseConfig defaults", () => {
       S3_SECRET_ACCESS_KEY: "  ",
       S3_FORCE_PATH_STYLE: "",
       MAX_COUNT: "",
+      KEEP_DAILY: "",
+      KEEP_WEEKLY: " ",
+      KEEP_MONTHLY: "",
       API_KEY: "",
       LINK_TTL_SECONDS: " ",
       GZIP_LEVEL: "",
@@ -125,12 +129,26 @@ describe("parseConfig good values", () => {
     ["MAX_COUNT", "1", (c) => c.maxCount, 1],
     ["MAX_COUNT", " 30 ", (c) => c.maxCount, 30],
     ["MAX_COUNT", "100000", (c) => c.maxCount, 100_000],
+    ["KEEP_DAILY", "0", (c) => c.keep, { daily: 0, weekly: 0, monthly: 0 }],
+    ["KEEP_DAILY", "7", (c) => c.keep, { daily: 7, weekly: 0, monthly: 0 }],
+    ["KEEP_WEEKLY", " 4 ", (c) => c.keep, { daily: 0, weekly: 4, monthly: 0 }],
+    ["KEEP_MONTHLY", "12", (c) => c.keep, { daily: 0, weekly: 0, monthly: 12 }],
+    ["KEEP_MONTHLY", "10000", (c) => c.keep.monthly, 10_000],
     ["API_KEY", "0123456789abcdef", (c) => c.apiKey, "0123456789abcdef"],
     ["LINK_TTL_SECONDS", "1", (c) => c.linkTtlSeconds, 1],
     ["LINK_TTL_SECONDS", "604800", (c) => c.linkTtlSeconds, 604_800],
     ["GZIP_LEVEL", "1", (c) => c.gzipLevel, 1],
     ["GZIP_LEVEL", "9", (c) => c.gzipLevel, 9],
     ["READ_ATTEMPTS", "1", (c) => c.readAttempts, 1],
+    ["LOCK", "", (c) => c.lock, { mode: "auto", ttlMs: 300_000 }],
+    ["LOCK", "Best-Effort", (c) => c.lock.mode, "best-effort"],
+    ["LOCK", "off", (c) => c.lock.mode, "off"],
+    ["LOCK_TTL_SECONDS", "30", (c) => c.lock.ttlMs, 30_000],
+    ["SKIP_UNCHANGED", "", (c) => c.skipUnchanged, false],
+    ["SKIP_UNCHANGED", "true", (c) => c.skipUnchanged, true],
+    ["CORS_ORIGINS", "", (c) => c.corsOrigins, []],
+    ["CORS_ORIGINS", "https://a.example.com, http://127.0.0.1:5173", (c) => c.corsOrigins, ["https://a.example.com", "http://127.0.0.1:5173"]],
+    ["CORS_ORIGINS", "*", (c) => c.corsOrigins, ["*"]],
     ["READ_ATTEMPTS", "100", (c) => c.readAttempts, 100],
     ["S3_MAX_ATTEMPTS", "1", (c) => c.s3.maxAttempts, 1],
     ["S3_MAX_ATTEMPTS", "", (c) => c.s3.maxAttempts, 4],
@@ -212,6 +230,13 @@ describe("parseConfig bad values", () => {
     ["MAX_COUNT", "1.5"],
     ["MAX_COUNT", "1e3"],
     ["MAX_COUNT", "100001"],
+    ["KEEP_DAILY", "-1"],
+    ["KEEP_DAILY", "10001"],
+    ["KEEP_DAILY", "seven"],
+    ["KEEP_WEEKLY", "1.5"],
+    ["KEEP_WEEKLY", "4w"],
+    ["KEEP_MONTHLY", "1e2"],
+    ["KEEP_MONTHLY", "99999"],
     ["LINK_TTL_SECONDS", "0"],
     ["LINK_TTL_SECONDS", "604801"],
     ["LINK_TTL_SECONDS", "15m"],
@@ -220,6 +245,13 @@ describe("parseConfig bad values", () => {
     ["GZIP_LEVEL", "10"],
     ["GZIP_LEVEL", "best"],
     ["READ_ATTEMPTS", "0"],
+    ["LOCK", "yes"],
+    ["LOCK_TTL_SECONDS", "0"],
+    ["LOCK_TTL_SECONDS", "86401"],
+    ["SKIP_UNCHANGED", "maybe"],
+    ["CORS_ORIGINS", "https://a.example.com/path"],
+    ["CORS_ORIGINS", "a.example.com"],
+    ["CORS_ORIGINS", "ftp://a.example.com"],
     ["READ_ATTEMPTS", "101"],
     ["READ_ATTEMPTS", "many"],
     ["S3_MAX_ATTEMPTS", "0"],
@@ -300,6 +332,9 @@ describe("parseConfig bad values", () => {
   it("states the accepted range of numeric variables", () => {
     expect(configError({ ...BASE, LINK_TTL_SECONDS: "604801" }).message).toMatch(/LINK_TTL_SECONDS[^;]*1[^;]*604800/);
     expect(configError({ ...BASE, GZIP_LEVEL: "10" }).message).toMatch(/GZIP_LEVEL[^;]*1[^;]*9/);
+    for (const variable of ["KEEP_DAILY", "KEEP_WEEKLY", "KEEP_MONTHLY"]) {
+      expect(configError({ ...BASE, [variable]: "10001" }).message).toMatch(new RegExp(`${variable} [^;]*0[^;]*10000`));
+    }
     expect(configError({ ...BASE, CHECK: "fast" }).message).toMatch(/CHECK[^;]*none[^;]*quick[^;]*full/);
   });
 
@@ -543,5 +578,107 @@ describe("redactedConfig and secretsOf", () => {
   it("secretsOf is empty for a config without secrets", () => {
     expect(secretsOf(parse(BASE))).toEqual([]);
     expect(secretsOf(parse({ ...BASE, BACKUP_SOURCE: "https://example.com/app.db" }))).toEqual([]);
+  });
+});
+
+describe("NOTIFY_URL, NOTIFY_ON, NOTIFY_FORMAT", () => {
+  const TOKEN = "0f8b7c9e-3d2a-4b1c-9e8f-7a6b5c4d3e2f";
+  const URL_WITH_TOKEN = `https://hc-ping.com/${TOKEN}?rid=run-token-1234`;
+
+  it("no NOTIFY_URL: no alerts, whatever NOTIFY_ON says", () => {
+    expect(parse(BASE).notify).toBeUndefined();
+    expect(parse({ ...BASE, NOTIFY_ON: "always" }).notify).toBeUndefined();
+  });
+
+  it("defaults: NOTIFY_ON=failure and NOTIFY_FORMAT=json; values are case-insensitive", () => {
+    expect(parse({ ...BASE, NOTIFY_URL: URL_WITH_TOKEN }).notify).toEqual({ url: URL_WITH_TOKEN, on: "failure", format: "json" });
+    expect(parse({ ...BASE, NOTIFY_URL: URL_WITH_TOKEN, NOTIFY_ON: "Always" }).notify?.on).toBe("always");
+  });
+
+  it("NOTIFY_FORMAT=healthchecks defaults NOTIFY_ON to always (a check needs every run); an explicit failure is kept", () => {
+    expect(parse({ ...BASE, NOTIFY_URL: URL_WITH_TOKEN, NOTIFY_FORMAT: "healthchecks" }).notify).toEqual({ url: URL_WITH_TOKEN, on: "always", format: "healthchecks" });
+    expect(parse({ ...BASE, NOTIFY_URL: URL_WITH_TOKEN, NOTIFY_FORMAT: "healthchecks", NOTIFY_ON: "failure" }).notify?.on).toBe("failure");
+  });
+
+  it("rejects a non-http(s) NOTIFY_URL naming it, without echoing the value", () => {
+    const err = configError({ ...BASE, NOTIFY_URL: `ftp://alerts.example.com/${TOKEN}` });
+    expect(err.message).toMatch(/NOTIFY_URL must be an http\(s\) URL/);
+    expect(exposed(err)).not.toContain(TOKEN);
+    expect(exposed(configError({ ...BASE, NOTIFY_URL: `not a url ${TOKEN}` }))).not.toContain(TOKEN);
+  });
+
+  it("rejects unknown NOTIFY_ON and NOTIFY_FORMAT values, naming the accepted ones", () => {
+    const err = configError({ ...BASE, NOTIFY_URL: URL_WITH_TOKEN, NOTIFY_ON: "sometimes", NOTIFY_FORMAT: "slack" });
+    expect(err.message).toContain('NOTIFY_ON must be one of failure, always (got "sometimes")');
+    expect(err.message).toContain('NOTIFY_FORMAT must be one of json, healthchecks (got "slack")');
+    expect(exposed(err)).not.toContain(TOKEN);
+  });
+
+  it("the URL's token parts are secrets; redactedConfig keeps only its origin", () => {
+    const config = parse({ ...BASE, NOTIFY_URL: URL_WITH_TOKEN });
+    expect(secretsOf(config)).toEqual(expect.arrayContaining([URL_WITH_TOKEN, TOKEN, "run-token-1234"]));
+    const text = JSON.stringify(redactedConfig(config));
+    expect(text).not.toContain(TOKEN);
+    expect(text).not.toContain("run-token-1234");
+    expect(redactedConfig(config).notify).toEqual({ url: "https://hc-ping.com/…", on: "failure", format: "json" });
+  });
+});
+
+describe("AGE_RECIPIENTS, AGE_IDENTITY, AGE_IDENTITY_FILE", () => {
+  let keys: { identity: string; recipient: string }[] = [];
+  beforeAll(async () => {
+    const { generateX25519Identity, identityToRecipient } = await import("age-encryption");
+    keys = await Promise.all([0, 1].map(async () => {
+      const identity = await generateX25519Identity();
+      return { identity, recipient: await identityToRecipient(identity) };
+    }));
+  });
+
+  it("unset: no encryption, no identity", () => {
+    const c = parse(BASE);
+    expect(c.ageRecipients).toBeUndefined();
+    expect(c.ageIdentity).toBeUndefined();
+    expect(c.ageIdentityFile).toBeUndefined();
+    expect(parse({ ...BASE, AGE_RECIPIENTS: "  ", AGE_IDENTITY: "" }).ageRecipients).toBeUndefined();
+  });
+
+  it("takes one or more recipients (commas, spaces, newlines), an identity or an identity file", () => {
+    const [a, b] = keys as [{ identity: string; recipient: string }, { identity: string; recipient: string }];
+    expect(parse({ ...BASE, AGE_RECIPIENTS: a.recipient }).ageRecipients).toEqual([a.recipient]);
+    expect(parse({ ...BASE, AGE_RECIPIENTS: `${a.recipient},\n ${b.recipient}` }).ageRecipients).toEqual([a.recipient, b.recipient]);
+    expect(parse({ ...BASE, AGE_IDENTITY: ` ${a.identity} ` }).ageIdentity).toBe(a.identity);
+    expect(parse({ ...BASE, AGE_IDENTITY_FILE: "/etc/backup/key.txt" }).ageIdentityFile).toBe("/etc/backup/key.txt");
+  });
+
+  it("rejects bad recipients naming the variable and the expected form, never echoing an entry", () => {
+    const [a, b] = keys as [{ identity: string; recipient: string }, { identity: string; recipient: string }];
+    const err = configError({ ...BASE, AGE_RECIPIENTS: `${a.recipient} ${b.identity} age1nope` });
+    expect(err.message).toContain("AGE_RECIPIENTS entry 2 of 3 is a secret key (an identity), not a recipient");
+    expect(err.message).toContain("AGE_RECIPIENTS entry 3 of 3 is not an age X25519 public key: age1 followed by 58 characters");
+    expect(exposed(err)).not.toContain(b.identity);
+    expect(exposed(err)).not.toContain("age1nope");
+    expect(configError({ ...BASE, AGE_RECIPIENTS: ", ," }).message).toContain("AGE_RECIPIENTS is empty: give one or more of an age X25519 public key");
+  });
+
+  it("rejects a malformed AGE_IDENTITY without echoing it (it is a secret), and both identity variables at once", () => {
+    const [a] = keys as [{ identity: string; recipient: string }];
+    const broken = `${a.identity.slice(0, -1)}${a.identity.endsWith("Q") ? "P" : "Q"}`;
+    const err = configError({ ...BASE, AGE_IDENTITY: broken });
+    expect(err.message).toContain("AGE_IDENTITY must be an age X25519 identity: AGE-SECRET-KEY-1 followed by 58 characters");
+    expect(exposed(err)).not.toContain(broken.slice(16));
+    expect(configError({ ...BASE, AGE_IDENTITY: a.identity, AGE_IDENTITY_FILE: "/k.txt" }).message).toContain(
+      "AGE_IDENTITY and AGE_IDENTITY_FILE are both set: set one of them",
+    );
+  });
+
+  it("AGE_IDENTITY is a secret: in secretsOf, redacted by redactedConfig; recipients are public and kept", () => {
+    const [a, b] = keys as [{ identity: string; recipient: string }, { identity: string; recipient: string }];
+    const config = parse({ ...BASE, AGE_IDENTITY: a.identity, AGE_RECIPIENTS: b.recipient });
+    expect(secretsOf(config)).toContain(a.identity);
+    expect(secretsOf(config)).not.toContain(b.recipient);
+    const redacted = redactedConfig(config);
+    expect(JSON.stringify(redacted)).not.toContain(a.identity);
+    expect(redacted.ageIdentity).toBe("[redacted]");
+    expect(redacted.ageRecipients).toEqual([b.recipient]);
   });
 });

@@ -20,6 +20,7 @@ import { createS3Store } from "../src/store/s3.js";
 import { verifyBackup } from "../src/verify.js";
 import { writeDatabase } from "./helpers/db.js";
 import { startFaultProxy, type Fault, type FaultKind, type FaultProxy, type S3Operation } from "./helpers/fault-proxy.js";
+import { capturedLines } from "./helpers/log-capture.js";
 import { startTestStore, type TestStore } from "./helpers/s3.js";
 
 let s3: TestStore;
@@ -27,7 +28,7 @@ let proxy: FaultProxy;
 let runtime: Runtime;
 let dir: string;
 let dbPath: string;
-const logLines: string[] = [];
+const logLines = capturedLines("backup log");
 
 beforeAll(async () => {
   s3 = await startTestStore();

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import {
   BACKUP_EXTENSION,
+  ENCRYPTED_EXTENSION,
   backupFolder,
   buildKey,
   createKeyFactory,
@@ -59,8 +60,14 @@ describe("buildKey", () => {
 describe("parseKey / parseFile", () => {
   it("parses the contract's example", () => {
     const k = parseKey(PREFIX, "app", VALID);
-    expect(k).toEqual({ key: VALID, file: VALID_FILE, name: "app", time: WHEN, suffix: "9f3a1c" });
-    expect(parseFile("app", VALID_FILE)).toEqual({ file: VALID_FILE, name: "app", time: WHEN, suffix: "9f3a1c" });
+    expect(k).toEqual({ key: VALID, file: VALID_FILE, name: "app", time: WHEN, suffix: "9f3a1c", encrypted: false });
+    expect(parseFile("app", VALID_FILE)).toEqual({ file: VALID_FILE, name: "app", time: WHEN, suffix: "9f3a1c", encrypted: false });
+  });
+
+  it("parses an age-encrypted backup's key (.sqlite.gz.age) as the same name's backup", () => {
+    const k = parseKey(PREFIX, "app", `${VALID}.age`);
+    expect(k).toEqual({ key: `${VALID}.age`, file: `${VALID_FILE}.age`, name: "app", time: WHEN, suffix: "9f3a1c", encrypted: true });
+    expect(parseFile("app", `${VALID_FILE}.age`)?.encrypted).toBe(true);
   });
 
   it("round-trips buildKey for random names, times, suffixes and prefixes", () => {
@@ -71,10 +78,12 @@ describe("parseKey / parseFile", () => {
       const prefix = prefixes[i % prefixes.length]!;
       const name = names[i % names.length]!;
       const time = new Date(Date.UTC(1970, 0, 1) + Math.floor(rnd() * 250 * 365 * 86_400_000));
-      const built = buildKey(prefix, name, time, Math.floor(rnd() * 0x1000000));
+      const encrypted = i % 3 === 0;
+      const built = buildKey(prefix, name, time, Math.floor(rnd() * 0x1000000), encrypted);
+      expect(built.key.endsWith(encrypted ? ENCRYPTED_EXTENSION : BACKUP_EXTENSION)).toBe(true);
       const parsed = parseKey(prefix, name, built.key);
       expect(parsed).toEqual(built);
-      expect(parseFile(name, built.file)).toEqual({ file: built.file, name, time, suffix: built.suffix });
+      expect(parseFile(name, built.file)).toEqual({ file: built.file, name, time, suffix: built.suffix, encrypted });
     }
   });
 
@@ -102,6 +111,11 @@ describe("parseKey / parseFile", () => {
     ["wrong extension .db.gz", "backups/app/app-2026-11-23T10-42-36-123Z-9f3a1c.db.gz"],
     ["wrong extension .sqlite.gz.lock", "backups/app/app-2026-11-23T10-42-36-123Z-9f3a1c.sqlite.gz.lock"],
     ["extra suffix", "backups/app/app-2026-11-23T10-42-36-123Z-9f3a1c.sqlite.gz.tmp"],
+    ["age without gz", "backups/app/app-2026-11-23T10-42-36-123Z-9f3a1c.sqlite.age"],
+    ["age twice", "backups/app/app-2026-11-23T10-42-36-123Z-9f3a1c.sqlite.gz.age.age"],
+    ["age uppercase", "backups/app/app-2026-11-23T10-42-36-123Z-9f3a1c.sqlite.gz.AGE"],
+    ["age then more", "backups/app/app-2026-11-23T10-42-36-123Z-9f3a1c.sqlite.gz.age.tmp"],
+    ["age without dot", "backups/app/app-2026-11-23T10-42-36-123Z-9f3a1c.sqlite.gzage"],
     ["trailing slash", "backups/app/app-2026-11-23T10-42-36-123Z-9f3a1c.sqlite.gz/"],
     ["leading junk in file", "backups/app/xapp-2026-11-23T10-42-36-123Z-9f3a1c.sqlite.gz"],
     ["impossible date 02-31", "backups/app/app-2026-02-31T10-42-36-123Z-9f3a1c.sqlite.gz"],
@@ -147,6 +161,7 @@ describe("parseKey / parseFile", () => {
     expect(parseKey("b.k/", "app", "bXk/app/app-2026-11-23T10-42-36-123Z-9f3a1c.sqlite.gz")).toBeUndefined();
     // And the extension's dots are literal.
     expect(parseFile("app", "app-2026-11-23T10-42-36-123Z-9f3a1cXsqliteXgz")).toBeUndefined();
+    expect(parseFile("app", "app-2026-11-23T10-42-36-123Z-9f3a1c.sqlite.gzXage")).toBeUndefined();
   });
 
   it("a name does not match another name that extends it", () => {
@@ -181,6 +196,14 @@ describe("ordering", () => {
     const input = [b, c, a];
     expect(newestFirst(input).map((k) => k.key)).toEqual([c.key, b.key, a.key]);
     expect(input).toEqual([b, c, a]);
+  });
+
+  it("newestFirst orders plain and encrypted backups of one name together by time", () => {
+    const plainOld = buildKey(PREFIX, "app", new Date("2026-01-01T00:00:00.000Z"), 0xffffff);
+    const encMid = buildKey(PREFIX, "app", new Date("2026-01-01T00:00:00.001Z"), 0, true);
+    const plainNew = buildKey(PREFIX, "app", new Date("2026-01-02T00:00:00.000Z"), 0);
+    const encNew = buildKey(PREFIX, "app", new Date("2026-01-03T00:00:00.000Z"), 0, true);
+    expect(newestFirst([plainOld, encNew, plainNew, encMid]).map((k) => k.key)).toEqual([encNew.key, plainNew.key, encMid.key, plainOld.key]);
   });
 });
 
@@ -237,6 +260,18 @@ describe("createKeyFactory", () => {
       }
     }
     expect(all.size).toBe(total);
+  });
+
+  it("makes .sqlite.gz.age keys when asked to, unique and ordered like plain ones", () => {
+    const next = createKeyFactory(mulberry32(5), PREFIX, "app", true);
+    const keys = Array.from({ length: 1000 }, () => next(WHEN));
+    expect(new Set(keys.map((k) => k.key)).size).toBe(1000);
+    for (const k of keys) {
+      expect(k.encrypted).toBe(true);
+      expect(k.key.endsWith(ENCRYPTED_EXTENSION)).toBe(true);
+      expect(parseKey(PREFIX, "app", k.key)).toEqual(k);
+    }
+    expect([...keys.map((k) => k.key)].sort()).toEqual(keys.map((k) => k.key));
   });
 
   it("uses the random source for the first key of each millisecond", () => {

@@ -9,11 +9,14 @@ import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startServer, type RunningServer } from "../functions/node-server.js";
+import type { FleetRun } from "../src/fleet.js";
+import type { ScheduledResult } from "../src/service.js";
 import { silentLogger } from "../src/log.js";
 import { dumpTables, sha256, writeDatabase } from "./helpers/db.js";
+import { registerSecret } from "./helpers/log-capture.js";
 import { startTestStore, type TestStore } from "./helpers/s3.js";
 
-const API_KEY = "node-server-test-key-0123456789";
+const API_KEY = registerSecret("API_KEY", "node-server-test-key-0123456789");
 let s3: TestStore;
 let dir: string;
 let server: RunningServer;
@@ -33,7 +36,17 @@ beforeAll(async () => {
   const path = join(dir, "served.db");
   source = await writeDatabase(path, { rows: 200, targetBytes: 500_000 });
   server = await startServer(s3.env({ BACKUP_SOURCE: path, API_KEY, PORT: String(await freePort()), SCHEDULE: "0 4 * * *" }), { logger: silentLogger });
+  firstStart = only(await server.catchUp);
 });
+let firstStart: ScheduledResult;
+
+/** The one database's result of a scheduler run. */
+function only(runs: FleetRun[] | undefined): ScheduledResult {
+  expect(runs).toHaveLength(1);
+  const run = runs![0]!;
+  if (!run.ok) throw run.error;
+  return run.result;
+}
 afterAll(async () => {
   await server?.stop();
   await s3?.close();
@@ -41,6 +54,36 @@ afterAll(async () => {
 });
 
 const auth = { Authorization: `Bearer ${API_KEY}` };
+
+describe("schedule awareness at start", () => {
+  it("a first start with no backup in the bucket backs up at once for the last tick (no missed day)", async () => {
+    expect(firstStart.ran).toBe(true);
+    const keys = await s3.keys("backups/served/");
+    expect(keys).toHaveLength(1);
+    if (firstStart.ran) expect(firstStart.manifest.sha256).toBe(sha256(source));
+  });
+
+  it("restarting (twice) with that backup in place does not back up again (no burst)", async () => {
+    for (let restart = 0; restart < 2; restart++) {
+      const again = await startServer(s3.env({ BACKUP_SOURCE: join(dir, "served.db"), API_KEY, PORT: String(await freePort()), SCHEDULE: "0 4 * * *" }), { logger: silentLogger });
+      const result = only(await again.catchUp);
+      await again.stop();
+      expect(result.ran).toBe(false);
+      if (!result.ran) expect(result.reason).toMatch(/window starting .*T04:00:00\.000Z exists already/);
+    }
+    expect(await s3.keys("backups/served/")).toHaveLength(1);
+  });
+
+  it("a process that was down over a tick catches up once: the newest backup is older than the last tick", async () => {
+    // Every second is a tick: the backup above is older than the last one by the time this runs.
+    await new Promise((r) => setTimeout(r, 1100));
+    const env = s3.env({ BACKUP_SOURCE: join(dir, "served.db"), API_KEY, PORT: String(await freePort()), SCHEDULE: "* * * * * *" });
+    const late = await startServer(env, { logger: silentLogger, catchUp: true });
+    const result = only(await late.catchUp);
+    await late.stop();
+    expect(result.ran).toBe(true);
+  });
+});
 
 describe("node server", () => {
   it("binds to 127.0.0.1 and serves health without auth", async () => {

@@ -18,6 +18,7 @@ import { flipMiddleByte, putBackup, replaceBody } from "./helpers/backups.js";
 import { corruptIndexPage, dumpTables, integrityCheck, makeDatabase, sha256 } from "./helpers/db.js";
 import { startTestStore, type TestStore } from "./helpers/s3.js";
 import { backupError } from "./helpers/errors.js";
+import { capturedLines } from "./helpers/log-capture.js";
 
 let s3: TestStore;
 let store: BackupStore;
@@ -25,7 +26,7 @@ let runtime: Runtime;
 let dir: string;
 let image: Uint8Array;
 let other: Uint8Array;
-const logLines: string[] = [];
+const logLines = capturedLines("restore log");
 
 beforeAll(async () => {
   s3 = await startTestStore();

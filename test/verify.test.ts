@@ -15,6 +15,7 @@ import { flipMiddleByte, putBackup, replaceBody } from "./helpers/backups.js";
 import { corruptIndexPage, makeDatabase, sha256 } from "./helpers/db.js";
 import { startTestStore, type TestStore } from "./helpers/s3.js";
 import { backupError } from "./helpers/errors.js";
+import { capture } from "./helpers/log-capture.js";
 
 let s3: TestStore;
 let store: BackupStore;
@@ -25,7 +26,7 @@ const MAX = 4_294_967_295;
 beforeAll(async () => {
   s3 = await startTestStore();
   store = createS3Store({ endpoint: s3.endpoint, region: s3.region, bucket: s3.bucket, prefix: "backups/", accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey, forcePathStyle: true });
-  runtime = await createNodeRuntime(jsonLogger({ write: () => undefined }));
+  runtime = await createNodeRuntime(jsonLogger({ write: (line) => capture("verify log", line) }));
   image = await makeDatabase({ rows: 400, targetBytes: 200_000 });
 });
 afterAll(async () => {

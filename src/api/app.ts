@@ -9,17 +9,21 @@
  *   GET  /backups/latest/link     200 {url,key,expiresAt,size} | 302 with ?redirect=1
  *   GET  /backups/{file}/link     same; 400 INVALID_BACKUP_FILE, 404 BACKUP_NOT_FOUND
  *   GET  /status                  200 status
+ *   GET  /metrics                 200 Prometheus text format 0.0.4
  *   GET  /openapi.json            the OpenAPI 3 document of these routes   (no auth)
  */
 import { OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { BackupError } from "../errors.js";
+import { pickService } from "../fleet.js";
 import { parseFile } from "../keys.js";
+import { METRICS_CONTENT_TYPE } from "../metrics.js";
 import type { Logger } from "../log.js";
 import type { BackupService } from "../service.js";
 import { accessLog } from "./access-log.js";
 import { requireApiKey } from "./auth.js";
 import { bodyLimit } from "./body-limit.js";
+import { corsFor } from "./cors.js";
 import { createErrorHandler, HttpError, notFoundHandler, validationHook } from "./errors.js";
 import { responseHeaders } from "./headers.js";
 import {
@@ -28,31 +32,39 @@ import {
   healthRoute,
   latestLinkRoute,
   listBackupsRoute,
+  metricsRoute,
   openApiRoute,
   securitySchemes,
   statusRoute,
 } from "./routes.js";
 
 export interface ApiDeps {
-  service: BackupService;
+  /** One per database (BACKUP_SOURCES), at least one; routes pick one by ?name=. */
+  services: readonly BackupService[];
   /** API_KEY; unset = every protected route answers 403 API_DISABLED. */
   apiKey?: string;
+  /** CORS_ORIGINS: browser origins allowed to call the API ("*" = any); empty or unset = no CORS headers. */
+  corsOrigins?: readonly string[];
   logger: Logger;
 }
 
 export const API_TITLE = "sqlite-edge-backup";
 export const API_VERSION = "1.0.0";
-/** Longer than any valid file name (63-character name + 40); checked before the pattern. */
+/** Longer than any valid file name (63-character name + 44 with .age); checked before the pattern. */
 const MAX_FILE_LENGTH = 128;
 
 export function createApp(deps: ApiDeps): OpenAPIHono {
-  const { service, logger } = deps;
-  const name = service.status().name;
+  const { services, logger } = deps;
+  const names = services.map((s) => s.status().name);
+  const pick = (c: Context) => pickService(services, c.req.query("name"));
   const auth = requireApiKey(deps.apiKey);
   const app = new OpenAPIHono({ defaultHook: validationHook });
 
   app.use("*", accessLog(logger));
   app.use("*", responseHeaders());
+  // Off unless configured: without CORS headers a browser page on another origin cannot read
+  // any answer. Preflights are answered before authentication, as browsers send no key with them.
+  if (deps.corsOrigins?.length) app.use("*", corsFor(deps.corsOrigins));
   app.use("*", bodyLimit());
   app.onError(createErrorHandler(logger));
   app.notFound(notFoundHandler);
@@ -62,33 +74,46 @@ export function createApp(deps: ApiDeps): OpenAPIHono {
   app.openapi(healthRoute, (c) => c.json({ status: "ok" as const }, 200));
 
   app.openapi({ ...createBackupRoute, middleware: auth }, async (c) => {
+    const service = pick(c);
     try {
       const manifest = await service.backup();
-      c.header("Location", `/backups/${manifest.file}/link`);
+      const query = services.length > 1 ? `?name=${encodeURIComponent(manifest.name)}` : "";
+      c.header("Location", `/backups/${manifest.file}/link${query}`);
       return c.json(manifest, 201);
     } catch (err) {
       throw withRunningSince(err, service);
     }
   });
 
-  app.openapi({ ...listBackupsRoute, middleware: auth }, async (c) => c.json({ backups: await service.list() }, 200));
+  app.openapi({ ...listBackupsRoute, middleware: auth }, async (c) => c.json({ backups: await pick(c).list() }, 200));
 
   // Registered before {file}: both match /backups/latest/link and the first one answers.
-  app.openapi({ ...latestLinkRoute, middleware: auth }, async (c) => link(c, "latest", c.req.valid("query").redirect));
+  app.openapi({ ...latestLinkRoute, middleware: auth }, async (c) => link(c, pick(c), "latest", c.req.valid("query").redirect));
 
   app.openapi({ ...fileLinkRoute, middleware: auth }, async (c) => {
     const { file } = c.req.valid("param");
-    if (file !== "latest") assertBackupFile(name, file);
-    return link(c, file, c.req.valid("query").redirect);
+    const service = pick(c);
+    if (file !== "latest") assertBackupFile(service.status().name, file);
+    return link(c, service, file, c.req.valid("query").redirect);
   });
 
   // A {file} that spans several path segments (/backups/a/b/link) is an invalid file name,
   // not an unknown route. Not part of the document.
-  app.get("/backups/:file{.+}/link", auth, () => {
-    throw invalidFile(name);
+  app.get("/backups/:file{.+}/link", auth, (c) => {
+    throw invalidFile(pick(c).status().name);
   });
 
-  app.openapi({ ...statusRoute, middleware: auth }, (c) => c.json(service.status(), 200));
+  app.openapi({ ...statusRoute, middleware: auth }, (c) =>
+    services.length > 1 && !c.req.query("name") ? c.json({ databases: services.map((s) => s.status()) }, 200) : c.json(pick(c).status(), 200),
+  );
+
+  // The services share one metrics registry (one series per name).
+  const metrics = services[0]!.metrics;
+  let seeded: Promise<void> | undefined;
+  app.openapi({ ...metricsRoute, middleware: auth }, async (c) => {
+    await (seeded ??= Promise.all(services.map((s) => seedLastSuccess(s, logger))).then(() => undefined));
+    return c.text(metrics.render(), 200, { "Content-Type": METRICS_CONTENT_TYPE });
+  });
 
   let document: ReturnType<typeof app.getOpenAPIDocument> | undefined;
   app.openapi(openApiRoute, (c) => {
@@ -97,14 +122,14 @@ export function createApp(deps: ApiDeps): OpenAPIHono {
       info: {
         title: API_TITLE,
         version: API_VERSION,
-        description: `Backups of the SQLite database "${name}" to S3-compatible storage. Protected routes take "Authorization: Bearer <API_KEY>" or "X-API-Key: <API_KEY>".`,
+        description: `Backups of the SQLite database${names.length > 1 ? "s" : ""} ${names.map((n) => `"${n}"`).join(", ")} to S3-compatible storage. Protected routes take "Authorization: Bearer <API_KEY>" or "X-API-Key: <API_KEY>".`,
       },
       tags: [{ name: "backups" }, { name: "meta" }],
     });
     return c.json(document as unknown as Record<string, unknown>, 200);
   });
 
-  async function link(c: Context, which: string, redirect: string | undefined) {
+  async function link(c: Context, service: BackupService, which: string, redirect: string | undefined) {
     const found = await service.link(which);
     if (redirect === "1" || redirect === "true") return c.redirect(found.url, 302);
     return c.json(found, 200);
@@ -117,13 +142,34 @@ function invalidFile(name: string): HttpError {
   return new HttpError(
     400,
     "INVALID_BACKUP_FILE",
-    `the {file} path parameter is not a backup file name of "${name}": expected ${name}-YYYY-MM-DDTHH-MM-SS-mmmZ-xxxxxx.sqlite.gz (the key's last segment, as listed by GET /backups) or "latest".`,
+    `the {file} path parameter is not a backup file name of "${name}": expected ${name}-YYYY-MM-DDTHH-MM-SS-mmmZ-xxxxxx.sqlite.gz or .sqlite.gz.age (the key's last segment, as listed by GET /backups) or "latest".`,
   );
 }
 
 /** Validation before any store call: exactly this name's key pattern, one path segment. */
 function assertBackupFile(name: string, file: string): void {
   if (file.length > MAX_FILE_LENGTH || !parseFile(name, file)) throw invalidFile(name);
+}
+
+/** Waited for at most this long by the first scrape; the seed still lands if the listing is slower. */
+const SEED_WAIT_MS = 5000;
+
+/**
+ * Before this process has a success of its own, the newest backup in the bucket is the last
+ * success: a restarted server or a fresh Workers isolate does not report "never". Once per
+ * app, and a failing or slow listing only costs the seed, never the scrape.
+ */
+async function seedLastSuccess(service: BackupService, logger: Logger): Promise<void> {
+  const name = service.status().name;
+  const seed = service.list().then(
+    ([newest]) => {
+      if (newest) service.metrics.seedLastSuccess(name, new Date(newest.lastModified));
+    },
+    (err: unknown) => logger.warn("metrics: could not read the newest backup's time", { name, error: err instanceof Error ? err.message : String(err) }),
+  );
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([seed, new Promise<void>((resolve) => (timer = setTimeout(resolve, SEED_WAIT_MS)))]);
+  if (timer !== undefined) clearTimeout(timer);
 }
 
 /** 409 BACKUP_RUNNING gains `runningSince` (the message already names the start time). */

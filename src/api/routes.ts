@@ -35,6 +35,7 @@ export const ManifestSchema = z
     name: z.string(),
     bytes: z.number().int().openapi({ description: "Size of the uncompressed image." }),
     gzipBytes: z.number().int(),
+    encrypted: z.boolean().openapi({ description: "Encrypted with age to AGE_RECIPIENTS: the key ends in .sqlite.gz.age and the object is the gzip's age file." }),
     sha256: z.string().openapi({ description: "Hex sha256 of the uncompressed image." }),
     pageSize: z.number().int(),
     pageCount: z.number().int(),
@@ -47,6 +48,7 @@ export const ManifestSchema = z
     pruned: z.array(z.string()).openapi({ description: "Keys of old backups removed by retention." }),
     pruneError: z.string().optional().openapi({ description: "Set when the backup succeeded but removing old backups did not." }),
     abortedUploads: z.array(z.string()).openapi({ description: "Keys of multipart uploads left by earlier failed runs (older than 3 hours) that this run aborted." }),
+    unchanged: z.literal(true).optional().openapi({ description: "SKIP_UNCHANGED: the image equals the newest backup's, so nothing was uploaded or pruned; key, file and gzipBytes are that backup's." }),
   })
   .openapi("Manifest");
 
@@ -54,7 +56,7 @@ export const BackupEntrySchema = z
   .object({
     key: z.string(),
     file: z.string(),
-    size: z.number().int().openapi({ description: "Size of the stored (gzip) object." }),
+    size: z.number().int().openapi({ description: "Size of the stored object (the gzip, or its age file for a .sqlite.gz.age backup)." }),
     lastModified: z.string(),
   })
   .openapi("BackupEntry");
@@ -80,9 +82,21 @@ const LastRunSchema = z
     bytes: z.number().int().optional(),
     gzipBytes: z.number().int().optional(),
     pruned: z.number().int().optional(),
+    unchanged: z.boolean().optional(),
     error: z.object({ code: z.string(), message: z.string() }).optional(),
   })
   .openapi("LastRun");
+
+const LastNotifySchema = z
+  .object({
+    at: z.string().openapi({ description: "When the delivery ended." }),
+    delivered: z.boolean().openapi({ description: "Whether the receiver answered 2xx." }),
+    run: z.enum(["ok", "failed"]).openapi({ description: "The status of the run it reported." }),
+    attempts: z.number().int(),
+    httpStatus: z.number().int().optional().openapi({ description: "The receiver's last HTTP status, if it answered." }),
+    error: z.string().optional().openapi({ description: "Why it was not delivered (the URL is never included)." }),
+  })
+  .openapi("LastNotify");
 
 export const StatusSchema = z
   .object({
@@ -91,23 +105,35 @@ export const StatusSchema = z
     runningSince: z.string().optional(),
     lastRun: LastRunSchema.nullable(),
     nextRun: z.string().nullable(),
+    lastNotify: LastNotifySchema.nullable().optional().openapi({ description: "The last NOTIFY_URL delivery; present only when NOTIFY_URL is set (null before the first)." }),
   })
   .openapi("Status");
+
+export const MultiStatusSchema = z.object({ databases: z.array(StatusSchema) }).openapi("MultiStatus");
 
 export const HealthSchema = z.object({ status: z.literal("ok") }).openapi("Health");
 
 /** The key's last segment; the pattern is checked against this service's BACKUP_NAME in the handler. */
-export const FILE_PATTERN = String.raw`^[a-z0-9][a-z0-9._-]{0,62}-\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}-\d{3}Z-[0-9a-f]{6}\.sqlite\.gz$`;
+export const FILE_PATTERN = String.raw`^[a-z0-9][a-z0-9._-]{0,62}-\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}-\d{3}Z-[0-9a-f]{6}\.sqlite\.gz(\.age)?$`;
 
 const FileParams = z.object({
   file: z.string().openapi({
-    param: { name: "file", in: "path", description: "A backup file name of this service's BACKUP_NAME (the key's last segment)." },
+    param: { name: "file", in: "path", description: "A backup file name of this service's BACKUP_NAME (the key's last segment), ending in .sqlite.gz, or in .sqlite.gz.age for an age-encrypted backup." },
     pattern: FILE_PATTERN,
     example: "app-2026-11-23T10-42-36-123Z-9f3a1c.sqlite.gz",
   }),
 });
 
-const LinkQuery = z.object({
+const NAME_PARAM = {
+  name: "name",
+  in: "query" as const,
+  description: "Which database (BACKUP_SOURCES entry or BACKUP_NAME). Optional when the deployment has one; required (400 NAME_REQUIRED) when it has several.",
+};
+const NameQuery = z.object({
+  name: z.string().max(63).optional().openapi({ param: NAME_PARAM, example: "app" }),
+});
+
+const LinkQuery = NameQuery.extend({
   redirect: z
     .enum(["0", "1", "true", "false"])
     .optional()
@@ -130,8 +156,8 @@ const linkResponses = {
     description: "With ?redirect=1: a redirect to the signed URL.",
     headers: { Location: { description: "The signed URL.", schema: { type: "string" as const } } },
   },
-  400: error("Invalid parameter (INVALID_BACKUP_FILE, BAD_REQUEST)."),
-  404: error("No such backup (BACKUP_NOT_FOUND)."),
+  400: error("Invalid parameter (INVALID_BACKUP_FILE, NAME_REQUIRED, BAD_REQUEST)."),
+  404: error("No such backup or database (BACKUP_NOT_FOUND, UNKNOWN_NAME)."),
   ...AUTH_ERRORS,
 };
 
@@ -163,8 +189,9 @@ export const createBackupRoute = createRoute({
   path: "/backups",
   tags: ["backups"],
   summary: "Run a backup now; answers when it is uploaded and verified.",
-  description: "Takes no request body. One backup at a time per instance: 409 BACKUP_RUNNING while one runs.",
+  description: "Takes no request body. One backup of a name at a time, across instances: 409 BACKUP_RUNNING while one runs.",
   security: PROTECTED,
+  request: { query: NameQuery },
   responses: {
     201: {
       description: "The backup's manifest.",
@@ -173,7 +200,8 @@ export const createBackupRoute = createRoute({
     },
     409: error("A backup is already running (BACKUP_RUNNING); the error carries runningSince."),
     ...AUTH_ERRORS,
-    400: error("The source could not be backed up (its code says why)."),
+    400: error("The source could not be backed up, or ?name= is missing (NAME_REQUIRED); the code says which."),
+    404: error("No database of that name (UNKNOWN_NAME)."),
     502: error("The store failed or could not be reached."),
   },
 });
@@ -184,6 +212,7 @@ export const listBackupsRoute = createRoute({
   tags: ["backups"],
   summary: "This name's backups, newest first.",
   security: PROTECTED,
+  request: { query: NameQuery },
   responses: {
     200: { description: "The backups.", content: { "application/json": { schema: BackupListSchema } } },
     ...AUTH_ERRORS,
@@ -215,9 +244,28 @@ export const statusRoute = createRoute({
   path: "/status",
   tags: ["meta"],
   summary: "Whether a backup runs now, the last run and the next scheduled one.",
+  description: "With several databases and no ?name=, every database's status as {databases:[…]}.",
+  security: PROTECTED,
+  request: { query: NameQuery },
+  responses: {
+    200: { description: "The status.", content: { "application/json": { schema: z.union([StatusSchema, MultiStatusSchema]) } } },
+    ...AUTH_ERRORS,
+  },
+});
+
+export const metricsRoute = createRoute({
+  method: "get",
+  path: "/metrics",
+  tags: ["meta"],
+  summary: "Run counts and last-run gauges in the Prometheus text format (0.0.4).",
+  description:
+    "Values are kept per process (Node) or per isolate (Workers). sqlite_backup_last_success_timestamp_seconds is seeded from the newest backup in the bucket at the first scrape, so it holds across restarts and isolates.",
   security: PROTECTED,
   responses: {
-    200: { description: "The status.", content: { "application/json": { schema: StatusSchema } } },
+    200: {
+      description: "Prometheus text exposition format 0.0.4 (Content-Type: text/plain; version=0.0.4; charset=utf-8).",
+      content: { "text/plain": { schema: z.string().openapi({ example: 'sqlite_backup_runs_total{name="app",result="success"} 3' }) } },
+    },
     ...AUTH_ERRORS,
   },
 });

@@ -26,6 +26,11 @@ export interface FileHandleLike extends PositionalReader {
 export interface FileAccess {
   stat(path: string): Promise<FileStat>;
   open(path: string, flags: "r"): Promise<FileHandleLike>;
+  /**
+   * A zeroed buffer for the image (default `new Uint8Array`). Node allocates it in shared
+   * memory so that a worker thread can check the image in place while it is compressed.
+   */
+  allocate?(bytes: number): Uint8Array;
 }
 
 export interface FileSourceOptions {
@@ -95,6 +100,7 @@ export function fileSource(fs: FileAccess, path: string, options: FileSourceOpti
   const attempts = Math.max(1, options.attempts ?? DEFAULT_READ_ATTEMPTS);
   const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
   const random = options.random ?? Math.random;
+  const allocate = (bytes: number) => fs.allocate?.(bytes) ?? new Uint8Array(bytes);
 
   async function statOrUndefined(p: string): Promise<FileStat | undefined> {
     try {
@@ -193,7 +199,7 @@ export function fileSource(fs: FileAccess, path: string, options: FileSourceOpti
     // Room for pages that live only in the WAL, so that applying it rarely needs a second buffer.
     const walFrames = walHeaderBefore && before.wal ? Math.max(0, Math.floor((before.wal.size - WAL_HEADER_BYTES) / (WAL_FRAME_HEADER_BYTES + walHeaderBefore.pageSize))) : 0;
     const capacity = Math.min(before.db.size + walFrames * (walHeaderBefore?.pageSize ?? 0), Math.max(before.db.size, maxBytes));
-    const buffer = new Uint8Array(capacity);
+    const buffer = allocate(capacity);
 
     const db = await readInto(path, buffer.subarray(0, before.db.size), (n) => onProgress?.(n, before.db.size));
     if (db.read !== before.db.size) throw new TornRead(`${path} shrank from ${before.db.size} to ${db.read} bytes during the read`);
@@ -257,7 +263,7 @@ export function fileSource(fs: FileAccess, path: string, options: FileSourceOpti
       // are still zero, as SQLite would read them.
       image = buffer.subarray(0, bytes);
     } else {
-      image = new Uint8Array(bytes);
+      image = allocate(bytes);
       image.set(buffer.subarray(0, Math.min(dbSize, bytes)));
     }
     applyWal(image, wal, scan);

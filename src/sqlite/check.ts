@@ -34,38 +34,76 @@ const CHECK_PRAGMA: Record<Exclude<CheckMode, "none">, string> = {
   full: "PRAGMA integrity_check(10)",
 };
 
-function scalar(db: Database, sql: string): unknown {
-  return db.exec(sql)[0]?.values[0]?.[0];
+/**
+ * The read-only queries a check runs, in the order checkVerdict reads their answers. Kept as
+ * plain SQL so that another thread (functions/check-worker.ts) can run them on its own sql.js.
+ */
+export function checkQueries(check: CheckMode): string[] {
+  return [
+    // Reading the schema is the cheapest proof that SQLite can open the file at all.
+    "SELECT count(*) FROM sqlite_schema WHERE type = 'table'",
+    "PRAGMA page_size",
+    "PRAGMA page_count",
+    "SELECT sqlite_version()",
+    ...(check === "none" ? [] : [CHECK_PRAGMA[check]]),
+  ];
+}
+
+/** The first column of every row each query returns, reading the image in place. Throws what SQLite throws. */
+export function runQueries(sqlite: SqlJsStatic, image: Uint8Array, queries: readonly string[]): unknown[][] {
+  const db = openImage(sqlite, image);
+  try {
+    return queries.map((sql) => (db.exec(sql)[0]?.values ?? []).map((row) => row[0]));
+  } finally {
+    db.close();
+  }
+}
+
+/** The answers to checkQueries(check) → the image's description, or SQLITE_CORRUPT with SQLite's own findings. */
+export function checkVerdict(answers: readonly unknown[][], check: CheckMode, what: string): ImageInfo {
+  const [tables, pageSize, pageCount, version, findingRows] = answers;
+  if (check !== "none") {
+    const findings = (findingRows ?? []).map(String);
+    if (findings.length !== 1 || findings[0] !== "ok") {
+      throw new BackupError(
+        "SQLITE_CORRUPT",
+        `${what} failed ${check === "quick" ? "PRAGMA quick_check" : "PRAGMA integrity_check"}: ${findings.slice(0, 3).join("; ")}`,
+        422,
+      );
+    }
+  }
+  return { pageSize: Number(pageSize?.[0]), pageCount: Number(pageCount?.[0]), sqliteVersion: String(version?.[0]), tables: Number(tables?.[0]) };
+}
+
+/** SQLite could not read the image at all ("file is not a database", "database disk image is malformed"). */
+export function unreadableImage(what: string, detail: string, cause?: unknown): BackupError {
+  return new BackupError("SQLITE_CORRUPT", `SQLite cannot read ${what}: ${detail}`, 422, { cause });
 }
 
 /** Check and describe an image. Throws SQLITE_CORRUPT with SQLite's own findings. */
 export function checkImage(sqlite: SqlJsStatic, image: Uint8Array, check: CheckMode, what: string): ImageInfo {
-  let db: Database | undefined;
+  let answers: unknown[][];
   try {
-    db = openImage(sqlite, image);
-    // Reading the schema is the cheapest proof that SQLite can open the file at all.
-    const tables = Number(scalar(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'table'"));
-    if (check !== "none") {
-      const findings = (db.exec(CHECK_PRAGMA[check])[0]?.values ?? []).map((row) => String(row[0]));
-      if (findings.length !== 1 || findings[0] !== "ok") {
-        throw new BackupError(
-          "SQLITE_CORRUPT",
-          `${what} failed ${check === "quick" ? "PRAGMA quick_check" : "PRAGMA integrity_check"}: ${findings.slice(0, 3).join("; ")}`,
-          422,
-        );
-      }
-    }
-    return {
-      pageSize: Number(scalar(db, "PRAGMA page_size")),
-      pageCount: Number(scalar(db, "PRAGMA page_count")),
-      sqliteVersion: String(scalar(db, "SELECT sqlite_version()")),
-      tables,
-    };
+    answers = runQueries(sqlite, image, checkQueries(check));
   } catch (err) {
-    if (err instanceof BackupError) throw err;
-    const detail = err instanceof Error ? err.message : String(err);
-    throw new BackupError("SQLITE_CORRUPT", `SQLite cannot read ${what}: ${detail}`, 422, { cause: err });
-  } finally {
-    db?.close();
+    throw unreadableImage(what, err instanceof Error ? err.message : String(err), err);
   }
+  return checkVerdict(answers, check, what);
+}
+
+const versions = new WeakMap<SqlJsStatic, string>();
+
+/** The SQLite version of this sql.js build (asked once per build, from an empty database). */
+export function sqliteVersionOf(sqlite: SqlJsStatic): string {
+  let version = versions.get(sqlite);
+  if (version === undefined) {
+    const db = new sqlite.Database();
+    try {
+      version = String(db.exec("SELECT sqlite_version()")[0]?.values[0]?.[0]);
+    } finally {
+      db.close();
+    }
+    versions.set(sqlite, version);
+  }
+  return version;
 }

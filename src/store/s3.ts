@@ -10,6 +10,7 @@ import {
   HeadObjectCommand,
   ListMultipartUploadsCommand,
   paginateListObjectsV2,
+  PutObjectCommand,
   S3Client,
   type S3ClientConfig,
 } from "@aws-sdk/client-s3";
@@ -243,6 +244,32 @@ export function createS3Store(config: S3Config, options: S3StoreOptions = {}): B
       }
     },
 
+    async putSmall(key: string, body: string, opts: { contentType: string; ifAbsent?: boolean }): Promise<boolean> {
+      try {
+        await client.send(new PutObjectCommand({ Bucket, Key: key, Body: body, ContentType: opts.contentType, ...(opts.ifAbsent ? { IfNoneMatch: "*" } : {}) }));
+        return true;
+      } catch (err) {
+        const status = httpStatus(err);
+        if (opts.ifAbsent && (errorName(err) === "PreconditionFailed" || status === 412)) return false;
+        // S3 answers 409 ConditionalRequestConflict while another conditional write to the key is in flight.
+        if (opts.ifAbsent && (errorName(err) === "ConditionalRequestConflict" || status === 409)) return false;
+        if (opts.ifAbsent && (errorName(err) === "NotImplemented" || status === 501)) {
+          throw new BackupError("CONDITIONAL_WRITE_UNSUPPORTED", `${where} does not support conditional writes (If-None-Match: *)`, 501, { cause: err });
+        }
+        throw fail(err, `PUT ${key}`);
+      }
+    },
+
+    async getSmall(key: string): Promise<string | undefined> {
+      try {
+        const r = await client.send(new GetObjectCommand({ Bucket, Key: key }));
+        return (await r.Body?.transformToString("utf-8")) ?? "";
+      } catch (err) {
+        if (isNotFound(err)) return undefined;
+        throw fail(err, `GET ${key}`);
+      }
+    },
+
     async abortUploads(key: string): Promise<number> {
       const mine = (await store.listUploads(key)).filter((u) => u.key === key);
       for (const u of mine) await store.abortUpload(u);
@@ -262,7 +289,10 @@ function errorName(err: unknown): string | undefined {
   return typeof err === "object" && err !== null && "name" in err ? String((err as { name: unknown }).name) : undefined;
 }
 
+function httpStatus(err: unknown): number | undefined {
+  return (err as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode;
+}
+
 function isNotFound(err: unknown): boolean {
-  const status = (err as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode;
-  return errorName(err) === "NotFound" || errorName(err) === "NoSuchKey" || status === 404;
+  return errorName(err) === "NotFound" || errorName(err) === "NoSuchKey" || httpStatus(err) === 404;
 }

@@ -53,4 +53,12 @@ export interface BackupStore {
   abortUpload(upload: PendingUpload): Promise<void>;
   /** Abort unfinished multipart uploads of exactly `key`; returns how many. */
   abortUploads(key: string): Promise<number>;
+  /**
+   * Write a small object in one request. With `ifAbsent`, only if nothing exists at `key`
+   * (`If-None-Match: *`): false when something does. A server that refuses the condition
+   * fails with CONDITIONAL_WRITE_UNSUPPORTED; one that ignores it returns true regardless.
+   */
+  putSmall(key: string, body: string, options: { contentType: string; ifAbsent?: boolean }): Promise<boolean>;
+  /** A small object's text, or undefined when there is none. */
+  getSmall(key: string): Promise<string | undefined>;
 }

@@ -22,6 +22,7 @@ import type { BackupStore } from "../../src/store/store.js";
 import { writeDatabase, type MakeOptions } from "../helpers/db.js";
 import { startTestStore, type TestStore } from "../helpers/s3.js";
 import { jsonOrUndefined } from "../helpers/json.js";
+import { capturedLines, registerSecret } from "../helpers/log-capture.js";
 
 export interface Answer {
   res: Response;
@@ -53,8 +54,8 @@ export interface WireOptions {
 }
 
 export class Harness {
-  readonly apiKey = `api-${randomBytes(18).toString("hex")}`;
-  readonly logLines: string[] = [];
+  readonly apiKey = registerSecret("API_KEY", `api-${randomBytes(18).toString("hex")}`);
+  readonly logLines = capturedLines("api log");
   /** Status line, headers and body of every response seen. */
   readonly transcript: string[] = [];
   readonly logger: Logger = jsonLogger({ write: (line) => this.logLines.push(line), level: "debug" });
@@ -86,7 +87,7 @@ export class Harness {
     const counted: BackupService = { ...real, status: () => real.status(), link: (which) => (linkCalls.push(which), real.link(which)) };
     const service = options.override ? options.override(counted) : counted;
     const apiKey = options.apiKey === null ? undefined : (options.apiKey ?? this.apiKey);
-    const app = createApp({ service, logger: this.logger, ...(apiKey ? { apiKey } : {}) });
+    const app = createApp({ services: [service], logger: this.logger, corsOrigins: config.corsOrigins, ...(apiKey ? { apiKey } : {}) });
     return { config, service, storeCalls, linkCalls, app, dbPath, source };
   }
 
@@ -132,6 +133,8 @@ export function countingStore(store: BackupStore, calls: string[]): BackupStore 
     listUploads: (prefix) => (calls.push(`listUploads ${prefix}`), store.listUploads(prefix)),
     abortUpload: (upload) => (calls.push(`abortUpload ${upload.key}`), store.abortUpload(upload)),
     abortUploads: (key) => (calls.push(`abortUploads ${key}`), store.abortUploads(key)),
+    putSmall: (key, body, options) => (calls.push(`putSmall ${key}`), store.putSmall(key, body, options)),
+    getSmall: (key) => (calls.push(`getSmall ${key}`), store.getSmall(key)),
   };
 }
 

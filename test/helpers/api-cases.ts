@@ -43,5 +43,6 @@ export function protectedRoutes(file: string): { method: string; path: string; o
     { method: "GET", path: `/backups/${file}/link`, ok: 200 },
     { method: "GET", path: "/backups/latest/link?redirect=1", ok: 302 },
     { method: "GET", path: "/status", ok: 200 },
+    { method: "GET", path: "/metrics", ok: 200 },
   ];
 }

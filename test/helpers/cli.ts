@@ -1,8 +1,10 @@
 /**
  * The command line as users run it: a separate Node process with only the environment the
- * test passes (no S3_* leaking in from the caller's shell).
+ * test passes (no S3_* leaking in from the caller's shell). Its secrets are registered and
+ * its output captured for the run's secret scan (test/helpers/log-capture.ts).
  */
 import { execFile } from "node:child_process";
+import { capture, registerEnvSecrets } from "./log-capture.js";
 
 export interface Run {
   code: number;
@@ -11,12 +13,18 @@ export interface Run {
 }
 
 export function cli(args: string[], env: Record<string, string>): Promise<Run> {
+  registerEnvSecrets(env);
   return new Promise((resolve) => {
     execFile(
       process.execPath,
       ["--import", "tsx", "functions/cli.ts", ...args],
       { env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true", ...env }, maxBuffer: 64 * 1024 * 1024 },
-      (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+      (err, stdout, stderr) => {
+        const source = `cli ${args[0] ?? ""}`.trim();
+        capture(`${source} stdout`, stdout);
+        capture(`${source} stderr`, stderr);
+        resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+      },
     );
   });
 }

@@ -4,9 +4,13 @@
  * body, a stall (no answer until the client gives up), or a corrupted response body.
  * Requests pass through byte for byte otherwise, Host header included, so SigV4 signatures
  * made for the proxy's address still verify upstream.
+ *
+ * Faults come from an explicit plan (set) or, for soak tests, from a seeded random mode
+ * (random): each request is faulted with a given probability, its kind drawn from a mix.
  */
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
+import { mulberry32 } from "./random.js";
 
 export type S3Operation =
   | "CreateMultipartUpload"
@@ -32,6 +36,89 @@ export interface Fault {
   times?: number;
   /** Only UploadPart number `part` (1-based). */
   part?: number;
+}
+
+export interface RandomFaults {
+  seed: number;
+  /** Chance that a request is faulted, 0..1. */
+  probability: number;
+  /** Relative weights of the kinds (default: all equal). */
+  mix?: Partial<Record<FaultKind, number>>;
+  /** Operations that may be faulted (default: every operation but Other). */
+  ops?: readonly S3Operation[];
+}
+
+/**
+ * Operations whose response a "corrupt" fault may damage in random mode. Excluded: responses
+ * without a body (UploadPart, HEAD), and listings, whose flipped byte can turn one key name
+ * into another well-formed key (a hex letter of the suffix becomes a digit): a listing that
+ * names a backup which does not exist is something no client can detect (S3 listings carry
+ * no checksum; TLS prevents it in practice), so it would test the proxy, not the tool.
+ * Corrupting CreateMultipartUpload leaves an upload whose id the client never learned;
+ * CompleteMultipartUpload, an object the client believes failed; GetObject, a read-back
+ * that must fail VERIFY=full; DeleteObjects, a prune whose outcome is unknown.
+ */
+export const CORRUPTIBLE: readonly S3Operation[] = ["CreateMultipartUpload", "CompleteMultipartUpload", "GetObject", "DeleteObjects"];
+
+export interface FaultCounts {
+  total: number;
+  byKind: Partial<Record<FaultKind, number>>;
+  byOp: Partial<Record<S3Operation, Partial<Record<FaultKind, number>>>>;
+}
+
+/**
+ * The seeded decision for each request: one PRNG stream per operation (so that, say, an extra
+ * UploadPart does not shift the draws of every later CompleteMultipartUpload), two draws per
+ * request whatever the outcome. Same seed and same sequence of requests per operation, same
+ * faults; parts uploaded in parallel may still swap which part gets which draw.
+ */
+export function randomFaultPicker(options: RandomFaults): (op: S3Operation) => FaultKind | undefined {
+  const mix = Object.entries(options.mix ?? { "500": 1, "503": 1, reset: 1, stall: 1, corrupt: 1 }).filter(
+    (e): e is [FaultKind, number] => (e[1] ?? 0) > 0,
+  );
+  const ops = new Set(options.ops ?? OPERATIONS.filter((o) => o !== "Other"));
+  const streams = new Map<S3Operation, () => number>();
+  return (op) => {
+    let next = streams.get(op);
+    if (!next) {
+      next = mulberry32(options.seed ^ hashOf(op));
+      streams.set(op, next);
+    }
+    const faulted = next() < options.probability;
+    const which = next();
+    if (!faulted || !ops.has(op)) return undefined;
+    const allowed = mix.filter(([kind]) => kind !== "corrupt" || CORRUPTIBLE.includes(op));
+    const total = allowed.reduce((sum, [, w]) => sum + w, 0);
+    let at = which * total;
+    for (const [kind, weight] of allowed) {
+      if (at < weight) return kind;
+      at -= weight;
+    }
+    return allowed.at(-1)?.[0];
+  };
+}
+
+const OPERATIONS: readonly S3Operation[] = [
+  "CreateMultipartUpload",
+  "UploadPart",
+  "CompleteMultipartUpload",
+  "AbortMultipartUpload",
+  "ListMultipartUploads",
+  "ListObjectsV2",
+  "DeleteObjects",
+  "DeleteObject",
+  "HeadObject",
+  "HeadBucket",
+  "GetObject",
+  "PutObject",
+  "Other",
+];
+
+/** FNV-1a: a stable 32-bit number per operation name, to give each its own stream. */
+function hashOf(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
+  return h >>> 0;
 }
 
 export interface ProxyRequest {
@@ -80,8 +167,12 @@ export interface FaultProxy {
   readonly requests: ProxyRequest[];
   /** Replace the fault plan. */
   set(faults: Fault[]): void;
+  /** Seeded random faults for every request the plan does not fault; undefined turns them off. */
+  random(options: RandomFaults | undefined): void;
   /** Faults injected so far. */
   injected(): number;
+  /** Faults injected so far, by kind and by operation. */
+  counts(): FaultCounts;
   close(): Promise<void>;
 }
 
@@ -90,14 +181,20 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
   let plan: (Fault & { left: number })[] = [];
   const requests: ProxyRequest[] = [];
   const sockets = new Set<Socket>();
-  let injected = 0;
+  let randomPick: ((op: S3Operation) => FaultKind | undefined) | undefined;
+  const counts: FaultCounts = { total: 0, byKind: {}, byOp: {} };
 
   const pick = (op: S3Operation, part: number | undefined): FaultKind | undefined => {
     const f = plan.find((p) => p.op === op && p.left > 0 && (p.part === undefined || p.part === part));
-    if (!f) return undefined;
-    f.left--;
-    injected++;
-    return f.kind;
+    if (f) f.left--;
+    const kind = f ? f.kind : randomPick?.(op);
+    if (kind) {
+      counts.total++;
+      counts.byKind[kind] = (counts.byKind[kind] ?? 0) + 1;
+      const forOp = (counts.byOp[op] ??= {});
+      forOp[kind] = (forOp[kind] ?? 0) + 1;
+    }
+    return kind;
   };
 
   const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
@@ -173,7 +270,11 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
     set(faults) {
       plan = faults.map((f) => ({ ...f, left: f.times ?? 1 }));
     },
-    injected: () => injected,
+    random(options) {
+      randomPick = options ? randomFaultPicker(options) : undefined;
+    },
+    injected: () => counts.total,
+    counts: () => structuredClone(counts),
     async close() {
       for (const s of sockets) s.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -25,6 +25,7 @@ import { mulberry32 } from "../helpers/random.js";
 import { openSqliteSession, type SqliteSession } from "../helpers/sqlite-session.js";
 import { fingerprintOf, fixtureIndex, loadWalFixture, sqliteDumpOfImage, sqliteReads, tablesOfDump, WAL_FIXTURES } from "../helpers/wal.js";
 import { backupError } from "../helpers/errors.js";
+import { capturedLines } from "../helpers/log-capture.js";
 
 const cli = sqliteCli();
 const MAX = 1e9;
@@ -267,7 +268,7 @@ describe("backup of a live WAL database", () => {
     expect((await stat(`${path}-wal`)).size).toBeGreaterThan(0);
     expect(walked.commits).toBe(3);
 
-    const logs: string[] = [];
+    const logs = capturedLines("backup log");
     const runtime = await createNodeRuntime(jsonLogger({ write: (line) => logs.push(line), level: "debug" }));
     const config = parseConfig(s3.env({ BACKUP_SOURCE: path, BACKUP_NAME: "live-wal", CHECK: "full", VERIFY: "full" }), { maxBytes: NODE_MAX_BYTES });
     const store = createS3Store(config.s3);

@@ -26,6 +26,7 @@ import { createS3Store } from "../../src/store/s3.js";
 import { integrityCheck, sha256, sqlJs, sqliteCli } from "../helpers/db.js";
 import { startTestStore, type TestStore } from "../helpers/s3.js";
 import { openSqliteSession, type SqliteSession } from "../helpers/sqlite-session.js";
+import { capture } from "../helpers/log-capture.js";
 
 const BACKUPS = 20;
 /**
@@ -68,6 +69,7 @@ beforeAll(async () => {
     jsonLogger({
       level: "warn",
       write: (line) => {
+        capture("backup log", line);
         const entry = JSON.parse(line) as { msg: string; name: string; attempt: number; reason: string };
         if (entry.msg === RETRY_LOG) retryLogs.push({ name: entry.name, attempt: entry.attempt, reason: entry.reason });
       },

@@ -21,9 +21,10 @@ import { createS3Store } from "../../src/store/s3.js";
 import { integrityCheck, sha256, writeDatabase } from "../helpers/db.js";
 import { startTestStore, type TestStore } from "../helpers/s3.js";
 import { backupError } from "../helpers/errors.js";
+import { capturedLines, registerSecret } from "../helpers/log-capture.js";
 
-const TOKEN = "secret123";
-const API_KEY = "hdr-secret-456";
+const TOKEN = registerSecret("BACKUP_SOURCE query token", "secret123");
+const API_KEY = registerSecret("BACKUP_SOURCE_HEADERS value", "hdr-secret-456");
 
 let s3: TestStore;
 let server: Server;
@@ -31,7 +32,7 @@ let base: string;
 let dir: string;
 let db: Uint8Array;
 let runtime: Runtime;
-const logLines: string[] = [];
+const logLines = capturedLines("backup log");
 let requests = 0;
 
 beforeAll(async () => {

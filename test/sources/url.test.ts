@@ -17,9 +17,10 @@ import { createSource } from "../../src/sources/index.js";
 import { urlSource } from "../../src/sources/url.js";
 import { sha256, writeDatabase } from "../helpers/db.js";
 import { backupError } from "../helpers/errors.js";
+import { registerSecret } from "../helpers/log-capture.js";
 
-const TOKEN = "secret123";
-const API_KEY = "hdr-secret-456";
+const TOKEN = registerSecret("BACKUP_SOURCE query token", "secret123");
+const API_KEY = registerSecret("BACKUP_SOURCE_HEADERS value", "hdr-secret-456");
 const HEADERS = { "X-API-Key": API_KEY };
 const HUGE_BYTES = 64 * 1024 * 1024;
 const SMALL_LIMIT = 1024 * 1024;

@@ -6,7 +6,7 @@
 import { HeadObjectCommand } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makeDatabase, sha256 } from "../helpers/db.js";
-import { download, expectSameDatabase, KEY_PATTERN, serve, WorkerHarness, type TestWorker } from "./harness.js";
+import { CRON, download, expectSameDatabase, KEY_PATTERN, serve, WorkerHarness, type TestWorker } from "./harness.js";
 
 const MiB = 1024 * 1024;
 const h = new WorkerHarness();
@@ -105,6 +105,19 @@ describe("scheduled()", () => {
     h.source.set(w.sourcePath, serve.db(small));
     expect((await w.scheduled()).outcome).toBe("ok");
     expect(await h.s3.keys(w.prefix)).toHaveLength(3);
+  });
+
+  it("a trigger whose window an earlier run already covered (an overlapping instance) uploads nothing", async () => {
+    const before = await h.s3.keys(w.prefix);
+    expect(before.length).toBeGreaterThan(0);
+    // A window that started a minute ago: the backups above were taken after it began.
+    const result = await w.scheduled(CRON, new Date(Date.now() - 60_000));
+    expect(result.outcome).toBe("ok");
+    expect(await h.s3.keys(w.prefix)).toEqual(before);
+    const skipped = await h.waitForLog((l) => l.msg === "scheduled backup skipped", "cron");
+    expect(String(skipped.reason)).toContain("exists already");
+    // No lease is left behind either: the lock object is deleted when a run ends.
+    expect((await h.s3.keys(w.prefix)).filter((k) => k.includes("/.lock"))).toEqual([]);
   });
 
   it("neither the API key nor the S3 secret appears in any response or workerd log line", () => {

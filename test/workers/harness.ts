@@ -19,6 +19,7 @@ import { dumpTables, integrityCheck, sha256 } from "../helpers/db.js";
 import { startTestStore, type TestStore } from "../helpers/s3.js";
 import { releaseWorkerBundles, workerBundle, type WorkerBundle, bundleModules } from "./worker-bundle.js";
 import { jsonOrUndefined } from "../helpers/json.js";
+import { capture, registerSecret } from "../helpers/log-capture.js";
 
 export const CRON = "0 3 * * *";
 
@@ -157,20 +158,20 @@ export class TestWorker {
   }
 
   /** Fire the cron trigger; resolves with workerd's outcome ("ok", "exception", …). */
-  async scheduled(cron = CRON): Promise<ScheduledOutcome> {
+  async scheduled(cron = CRON, scheduledTime?: Date): Promise<ScheduledOutcome> {
     const worker = await this.mf.getWorker();
-    const result = (await worker.scheduled({ cron })) as unknown as ScheduledOutcome;
+    const result = (await worker.scheduled({ cron, ...(scheduledTime ? { scheduledTime } : {}) })) as unknown as ScheduledOutcome;
     this.h.transcript.push(`${this.name}: scheduled ${cron} → ${JSON.stringify(result)}`);
     return result;
   }
 }
 
 export class WorkerHarness {
-  readonly apiKey = `api-${randomBytes(18).toString("hex")}`;
+  readonly apiKey = registerSecret("API_KEY", `api-${randomBytes(18).toString("hex")}`);
   readonly transcript: string[] = [];
   readonly logs: LogLine[] = [];
   /** More values that must never appear (e.g. a source token); the API key and S3 secret always count. */
-  readonly secrets: string[] = [];
+  readonly secrets = secretList();
   s3!: TestStore;
   source!: SourceServer;
   bundle!: WorkerBundle;
@@ -211,6 +212,7 @@ export class WorkerHarness {
       bindings: env,
       handleStructuredLogs: ({ level, message }: { level: string; message: string }) => {
         this.logs.push({ worker: name, level, message });
+        capture(`workerd ${name} ${level}`, message);
       },
     });
     this.instances.push(mf);
@@ -276,6 +278,16 @@ export class WorkerHarness {
 }
 
 // -------------------------------------------------------------------------- assertions
+
+/** A list of extra secrets whose every value is also registered for the run's log scan. */
+function secretList(): string[] {
+  const list: string[] = [];
+  list.push = (...values: string[]) => {
+    for (const v of values) registerSecret("worker test secret", v);
+    return Array.prototype.push.apply(list, values);
+  };
+  return list;
+}
 
 /** GET a signed URL with Node's fetch and gunzip it with node:zlib. */
 export async function download(url: string): Promise<{ gzip: Uint8Array; bytes: Uint8Array }> {
