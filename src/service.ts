@@ -9,21 +9,13 @@ import { asBackupError, BackupError } from "./errors.js";
 import { parseKey } from "./keys.js";
 import { createLock, DEFAULT_SETTLE_MS, type HeldLease } from "./lock.js";
 import { createRunMetrics, type RunMetrics } from "./metrics.js";
-import type { Notifier, NotifyResult } from "./notify.js";
+import type { Notifier, NotifyResult, RunOutcome } from "./notify.js";
 import { alreadyBackedUp } from "./schedule.js";
 
-export interface LastRun {
-  startedAt: string;
-  finishedAt: string;
-  ok: boolean;
-  durationMs: number;
-  key?: string;
-  bytes?: number;
-  gzipBytes?: number;
+export interface LastRun extends RunOutcome {
   pruned?: number;
   /** SKIP_UNCHANGED: nothing was uploaded; `key` is the existing identical backup. */
   unchanged?: boolean;
-  error?: { code: string; message: string };
 }
 
 export interface Status {

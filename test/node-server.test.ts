@@ -3,7 +3,6 @@
  * the Worker, with the scheduler's next run in /status.
  */
 import { mkdtemp, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
@@ -14,6 +13,7 @@ import type { ScheduledResult } from "../src/service.js";
 import { silentLogger } from "../src/log.js";
 import { dumpTables, sha256, writeDatabase } from "./helpers/db.js";
 import { registerSecret } from "./helpers/log-capture.js";
+import { closedPort as freePort } from "./helpers/receiver.js";
 import { startTestStore, type TestStore } from "./helpers/s3.js";
 
 const API_KEY = registerSecret("API_KEY", "node-server-test-key-0123456789");
@@ -22,13 +22,6 @@ let dir: string;
 let server: RunningServer;
 let source: Uint8Array;
 
-async function freePort(): Promise<number> {
-  const srv = createServer().listen(0, "127.0.0.1");
-  await new Promise((r) => srv.once("listening", r));
-  const { port } = srv.address() as { port: number };
-  await new Promise((r) => srv.close(r));
-  return port;
-}
 
 beforeAll(async () => {
   s3 = await startTestStore();

@@ -4,7 +4,6 @@
  * the lease is a skipped run, not a failure.
  */
 import { mkdtemp, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -18,6 +17,7 @@ import { createS3Store } from "../src/store/s3.js";
 import { writeDatabase } from "./helpers/db.js";
 import { backupError } from "./helpers/errors.js";
 import { capturedLines } from "./helpers/log-capture.js";
+import { closedPort } from "./helpers/receiver.js";
 import { startTestStore, type TestStore } from "./helpers/s3.js";
 
 let s3: TestStore;
@@ -41,13 +41,6 @@ async function service(env: Record<string, string>) {
   return { svc, store, config };
 }
 
-async function closedPort(): Promise<number> {
-  const srv = createServer().listen(0, "127.0.0.1");
-  await new Promise((r) => srv.once("listening", r));
-  const { port } = srv.address() as { port: number };
-  await new Promise((r) => srv.close(r));
-  return port;
-}
 
 describe("service around the lease", () => {
   it("a store that cannot be reached while taking the lease is a failed run: status and metrics say so", async () => {
