@@ -5,8 +5,8 @@
  *
  * - baseline A: `sqlite3 DB ".backup TMP"`, then `gzip -6 -c TMP > OUT`;
  * - baseline B: `sqlite3 DB ".backup TMP"`, then `pigz -p2 -1 -c TMP > OUT`;
- * - the tool: one full backup (read, check, gzip on worker threads, multipart upload, verify,
- *   prune) per GZIP_LEVEL, in a child process (bench/backup-once.ts) so that its memory is only
+ * - the tool: one full backup (read, sha256, check on a worker thread beside gzip on the
+ *   thread pool and the multipart upload, verify, prune) per GZIP_LEVEL, in a child process (bench/backup-once.ts) so that its memory is only
  *   the backup's, to an in-process S3 server (functions/embedded-s3.ts) in this process.
  *
  * Every process runs under GNU `/usr/bin/time -f '%e %M'` (wall seconds, peak RSS KiB); each
@@ -255,8 +255,10 @@ interface OnceReport {
 }
 
 /**
- * The tool's phases from the log messages of src/backup.ts ("image checked" once read and
- * checked, "uploaded" once compressed and stored), if they are still logged under those names.
+ * The tool's phases from the log messages of src/backup.ts ("image read; checking it beside
+ * the upload" once read and hashed while the check runs on a worker thread, or "image checked"
+ * once read, checked and hashed inline; "uploaded" once compressed and stored), if they are
+ * still logged under those names.
  */
 function phases(r: OnceReport): { steps?: string; memory: string } {
   const m = r.marks ?? {};
@@ -264,10 +266,13 @@ function phases(r: OnceReport): { steps?: string; memory: string } {
     .map(([msg, { ms, rss }]) => `${msg} ${(ms / 1000).toFixed(2)} s ${(rss / MiB).toFixed(0)} MiB`)
     .join("; ");
   const checked = m["image checked"]?.ms;
+  const read = m["image read; checking it beside the upload"]?.ms;
   const uploaded = m["uploaded"]?.ms;
-  if (checked === undefined || uploaded === undefined || uploaded < checked) return { memory };
+  const start = read ?? checked;
+  if (start === undefined || uploaded === undefined || uploaded < start) return { memory };
   const s = (ms: number) => (ms / 1000).toFixed(2);
-  return { steps: `read+check ${s(checked)} + gzip+upload ${s(uploaded - checked)} + verify+prune ${s(r.ms - uploaded)}`, memory };
+  const first = read !== undefined ? `read+sha256 ${s(read)} + gzip+upload ${s(uploaded - read)} (check beside it: done at ${checked === undefined ? "?" : s(checked)})` : `read+check ${s(start)} + gzip+upload ${s(uploaded - start)}`;
+  return { steps: `${first} + verify+prune ${s(r.ms - uploaded)}`, memory };
 }
 
 async function tool(db: string, level: number): Promise<Result> {
@@ -403,8 +408,8 @@ How to read:
 - Baseline A is \`sqlite3 DB ".backup TMP" && gzip -6 -c TMP > OUT\`, baseline B the same with
   \`pigz -p2 -1\`; their wall time is the sum of the two steps ("steps"), their peak RSS the
   larger of the two processes' (GNU time %M), and growth is that peak / DB size.
-- The tool is one full \`backup\` (read, PRAGMA quick_check, gzip on worker threads, multipart
-  upload, HEAD verification, pruning) to an in-process S3 server, in a child process that does
+- The tool is one full \`backup\` (read, sha256, PRAGMA quick_check on a worker thread beside
+  gzip on libuv's thread pool and the multipart upload, HEAD verification, pruning) to an in-process S3 server, in a child process that does
   nothing else. Its wall time is the backup() call; "process wall s" adds Node and tsx start-up
   and loading the code (sql.js is loaded before the timer starts). Its growth is (peak RSS −
   RSS at start, after loading the code) / DB size. Its "steps" are phases read from its log
