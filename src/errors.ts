@@ -60,3 +60,23 @@ export function asBackupError(err: unknown): BackupError {
   if (err instanceof BackupError) return err;
   return new BackupError("INTERNAL", err instanceof Error ? err.message : String(err), 500, { cause: err });
 }
+
+/** fetch's errors are "fetch failed" with the reason in `cause` (ECONNREFUSED, ENOTFOUND, TLS…). */
+export function describeCause(err: unknown): string {
+  const parts: string[] = [];
+  let current: unknown = err;
+  for (let depth = 0; current !== undefined && current !== null && depth < 5; depth++) {
+    if (typeof current === "object") {
+      const e = current as { message?: unknown; code?: unknown; cause?: unknown };
+      const message = typeof e.message === "string" ? e.message.replace(/\.+$/, "") : "";
+      const code = typeof e.code === "string" ? e.code : "";
+      const text = code && !message.includes(code) ? `${message} (${code})` : message;
+      if (text && !parts.includes(text)) parts.push(text);
+      current = e.cause;
+    } else {
+      parts.push(String(current));
+      break;
+    }
+  }
+  return parts.join(": ") || "unknown error";
+}

@@ -13,6 +13,7 @@
  * token in the path, a token in the query): only its origin is ever logged.
  */
 import { version } from "../package.json";
+import { describeCause } from "./errors.js";
 import { redact, type Logger } from "./log.js";
 
 export type NotifyOn = "failure" | "always";
@@ -224,8 +225,5 @@ export function createNotifier(config: NotifyConfig, options: NotifierOptions): 
 /** A network-level failure in words; fetch's own message ("fetch failed") hides the cause. */
 function describeFetchError(err: unknown, timeoutMs: number): string {
   if (err instanceof Error && (err.name === "TimeoutError" || err.name === "AbortError")) return `no answer within ${timeoutMs / 1000} s`;
-  const cause = err instanceof Error ? (err.cause as { code?: unknown; message?: unknown } | undefined) : undefined;
-  const detail = cause && typeof cause === "object" ? String(cause.code ?? cause.message ?? "") : "";
-  const message = err instanceof Error ? err.message : String(err);
-  return `could not reach the receiver: ${message}${detail ? ` (${detail})` : ""}`;
+  return `could not reach the receiver: ${describeCause(err)}`;
 }

@@ -4,7 +4,7 @@
  * carry tokens: messages show the redacted URL and never a header value or query string.
  */
 import { redactUrl } from "../config.js";
-import { BackupError } from "../errors.js";
+import { BackupError, describeCause } from "../errors.js";
 import { redact } from "../log.js";
 import { readStream, rejectNonSqlite, type StreamProblem } from "./read-stream.js";
 import type { ReadOptions, Source, SourceImage } from "./source.js";
@@ -141,25 +141,6 @@ function announcedLength(headers: Headers): number | undefined {
   return Number.isSafeInteger(n) ? n : undefined;
 }
 
-/** fetch's errors are "fetch failed" with the reason in `cause` (ECONNREFUSED, ENOTFOUND, TLS…). */
-function describeCause(err: unknown): string {
-  const parts: string[] = [];
-  let current: unknown = err;
-  for (let depth = 0; current !== undefined && current !== null && depth < 5; depth++) {
-    if (typeof current === "object") {
-      const e = current as { message?: unknown; code?: unknown; cause?: unknown };
-      const message = typeof e.message === "string" ? e.message.replace(/\.+$/, "") : "";
-      const code = typeof e.code === "string" ? e.code : "";
-      const text = code && !message.includes(code) ? `${message} (${code})` : message;
-      if (text && !parts.includes(text)) parts.push(text);
-      current = e.cause;
-    } else {
-      parts.push(String(current));
-      break;
-    }
-  }
-  return parts.join(": ") || "unknown error";
-}
 
 /** Remove every secret the URL or headers could leak into a message (query values, userinfo, header values). */
 function scrubber(url: string, headers: Record<string, string>): (text: string) => string {
