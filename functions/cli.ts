@@ -11,7 +11,7 @@ import { parseIdentityFile } from "../src/encrypt.js";
 import { BackupError } from "../src/errors.js";
 import { redact } from "../src/log.js";
 import { restoreBackup } from "../src/restore.js";
-import type { BackupService } from "../src/service.js";
+import type { Fleet } from "../src/fleet.js";
 import { verifyBackup } from "../src/verify.js";
 import { createNodeContext } from "./node-context.js";
 import { nodeRestoreFiles } from "./node-restore-files.js";
@@ -86,7 +86,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
   const ctx = await createNodeContext(env);
   if (command === "backup" && values.name === undefined && ctx.fleet.names.length > 1) {
     try {
-      return await backupAll(ctx.fleet.services);
+      return await backupAll(ctx.fleet);
     } finally {
       await ctx.notifier?.idle();
     }
@@ -152,24 +152,12 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
  * `backup` with several databases: each in turn (one failing does not stop the others), one
  * JSON document with every outcome; exit 1 if any failed, 3 if only pruning did.
  */
-async function backupAll(services: readonly BackupService[]): Promise<number> {
-  const runs: unknown[] = [];
-  let code = 0;
-  for (const service of services) {
-    const name = service.status().name;
-    try {
-      const manifest = await service.backup();
-      runs.push({ name, ok: true, manifest });
-      if (manifest.pruneError && code === 0) code = 3;
-    } catch (err) {
-      const e = err instanceof BackupError ? err : new BackupError("INTERNAL", String(err), 500);
-      runs.push({ name, ok: false, error: { code: e.code, message: e.message } });
-      process.stderr.write(`${describeError(e)} (database "${name}")\n`);
-      code = 1;
-    }
-  }
-  process.stdout.write(`${JSON.stringify({ runs }, null, 2)}\n`);
-  return code;
+async function backupAll(fleet: Fleet): Promise<number> {
+  const runs = await fleet.runAll((service) => service.backup());
+  for (const r of runs) if (!r.ok) process.stderr.write(`${describeError(r.error)} (database "${r.name}")\n`);
+  const shown = runs.map((r) => (r.ok ? { name: r.name, ok: true, manifest: r.result } : { name: r.name, ok: false, error: { code: r.error.code, message: r.error.message } }));
+  process.stdout.write(`${JSON.stringify({ runs: shown }, null, 2)}\n`);
+  return runs.some((r) => !r.ok) ? 1 : runs.some((r) => r.ok && r.result.pruneError) ? 3 : 0;
 }
 
 /**

@@ -12,7 +12,7 @@ import type { BackupDeps } from "./backup.js";
 import { NAME_PATTERN } from "./keys.js";
 import type { Source } from "./sources/source.js";
 
-export type FleetRun = { name: string; ok: true; result: ScheduledResult } | { name: string; ok: false; error: BackupError };
+export type FleetRun<T = ScheduledResult> = { name: string; ok: true; result: T } | { name: string; ok: false; error: BackupError };
 
 export interface Fleet {
   readonly names: readonly string[];
@@ -20,6 +20,8 @@ export interface Fleet {
   readonly metrics: RunMetrics;
   /** The service of `name`; without a name, the only one (NAME_REQUIRED when there are several). */
   pick(name: string | undefined): BackupService;
+  /** `work` for every database in order; a failure is recorded and the next one still runs. */
+  runAll<T>(work: (service: BackupService) => Promise<T>): Promise<FleetRun<T>[]>;
   /** The scheduled run of every database for the window starting at `scheduledAt`, in order. */
   scheduledAll(scheduledAt: Date): Promise<FleetRun[]>;
 }
@@ -51,23 +53,26 @@ export function createFleet(deps: FleetDeps, options: Omit<ServiceOptions, "metr
     createBackupService({ ...deps, config: configFor(config, database), source: deps.source(database) }, { ...options, metrics }),
   );
 
+  async function runAll<T>(work: (service: BackupService) => Promise<T>): Promise<FleetRun<T>[]> {
+    const runs: FleetRun<T>[] = [];
+    for (const [i, service] of services.entries()) {
+      const name = names[i]!;
+      try {
+        runs.push({ name, ok: true, result: await work(service) });
+      } catch (err) {
+        // Logged (and alerted) by the service; the next database still gets its backup.
+        runs.push({ name, ok: false, error: asBackupError(err) });
+      }
+    }
+    return runs;
+  }
+
   return {
     names,
     services,
     metrics,
     pick: (name) => pickService(services, name),
-    async scheduledAll(scheduledAt) {
-      const runs: FleetRun[] = [];
-      for (const [i, service] of services.entries()) {
-        const name = names[i]!;
-        try {
-          runs.push({ name, ok: true, result: await service.scheduled(scheduledAt) });
-        } catch (err) {
-          // Logged (and alerted) by the service; the next database still gets its backup.
-          runs.push({ name, ok: false, error: asBackupError(err) });
-        }
-      }
-      return runs;
-    },
+    runAll,
+    scheduledAll: (scheduledAt) => runAll((service) => service.scheduled(scheduledAt)),
   };
 }
