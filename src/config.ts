@@ -140,6 +140,9 @@ const bool = (fallback: boolean | undefined) =>
 const httpUrl = (what: string) =>
   optional().refine((v) => v === undefined || isHttpUrl(v), `must be an http(s) URL of ${what}`);
 
+/** Request headers for a URL source: BACKUP_SOURCE_HEADERS, or an entry's `headers` in BACKUP_SOURCES. */
+const HEADERS = z.record(z.string(), z.string());
+
 // One schema per variable, parsed one by one so that every problem is reported at once.
 const fields = {
   BACKUP_SOURCE: optional(),
@@ -149,7 +152,7 @@ const fields = {
       if (v === undefined) return {};
       try {
         const parsed: unknown = JSON.parse(v);
-        const headers = z.record(z.string(), z.string()).safeParse(parsed);
+        const headers = HEADERS.safeParse(parsed);
         if (headers.success) return headers.data;
       } catch {
         // fall through to the issue below
@@ -347,7 +350,7 @@ function parseSources(raw: string, defaultMaxCount: number, problems: string[]):
     for (const k of Object.keys(e)) {
       if (!["name", "source", "headers", "maxCount"].includes(k)) problems.push(`BACKUP_SOURCES[${i}] has an unknown field ${JSON.stringify(k.slice(0, 40))} (allowed: name, source, headers, maxCount)`);
     }
-    const headers = e.headers === undefined ? {} : z.record(z.string(), z.string()).safeParse(e.headers).data;
+    const headers = e.headers === undefined ? {} : HEADERS.safeParse(e.headers).data;
     if (!headers) problems.push(`${where(i, "headers")} must be an object of string header values`);
     if (typeof e.source !== "string" || e.source.trim() === "") {
       problems.push(`${where(i, "source")} is required: a file path, file:///abs/path.db, http(s):// URL or s3://bucket/key`);
@@ -468,10 +471,7 @@ export function redactedConfig(config: Config): Record<string, unknown> {
     ...rest,
     databases: databases.map((d) => ({ ...d, source: redactSource(d.source) })),
     ...(notify ? { notify: { ...notify, url: describeNotifyUrl(notify.url) } } : {}),
-    source:
-      source.kind === "url"
-        ? { kind: "url", url: redactUrl(source.url), headers: Object.keys(source.headers) }
-        : source,
+    source: redactSource(source),
     s3: { ...s3, secretAccessKey: s3.secretAccessKey ? "[redacted]" : undefined },
     apiKey: apiKey ? "[redacted]" : undefined,
     ageIdentity: ageIdentity ? "[redacted]" : undefined,
@@ -493,7 +493,8 @@ export function redactUrl(url: string): string {
 /** The secret values of a config, for log redaction. */
 export function secretsOf(config: Config): string[] {
   const values = [config.s3.secretAccessKey, config.apiKey, config.ageIdentity];
-  for (const { source } of [{ source: config.source }, ...config.databases]) {
+  // `config.source` is databases[0]'s (or, from configFor, the one database's).
+  for (const { source } of config.databases) {
     if (source.kind !== "url") continue;
     values.push(...Object.values(source.headers));
     const u = new URL(source.url);
