@@ -81,6 +81,10 @@ export function parseLease(text: string | undefined): Lease | undefined {
   return undefined;
 }
 
+function describeLease(l: Lease | undefined): Record<string, string> {
+  return l ? { holder: l.holder, expiredAt: l.expiresAt } : { note: "unreadable lease" };
+}
+
 export function createLock(deps: LockDeps): Lock {
   const { store, ttlMs, owner, logger } = deps;
   const key = lockKey(deps.prefix, deps.name);
@@ -139,11 +143,10 @@ export function createLock(deps: LockDeps): Lock {
     return found;
   }
 
-  /** Write our lease, pause, read it back: ours → held. */
-  async function writeAndConfirm(mine: Lease): Promise<boolean> {
-    await write(mine, false);
+  /** After a write: pause, then whose lease is there now. */
+  async function settled(): Promise<Lease | undefined> {
     await sleep(deps.settleMs);
-    return (await read()).lease?.owner === owner;
+    return (await read()).lease;
   }
 
   async function take(mode: "conditional" | "best-effort", started: Date): Promise<void> {
@@ -151,22 +154,17 @@ export function createLock(deps: LockDeps): Lock {
     if (mode === "conditional" && (await write(mine, true))) return;
     const current = await read();
     if (live(current.lease) && current.lease.owner !== owner) throw busy(current.lease);
-    if (current.exists) {
-      logger.warn("taking over an expired lease", { lock: key, ...(current.lease ? { holder: current.lease.holder, expiredAt: current.lease.expiresAt } : { note: "unreadable lease" }) });
-      if (mode === "conditional") {
-        await store.delete([key]);
-        if (await write(mine, true)) {
-          // Another instance may have deleted and re-created it in between: check who has it.
-          await sleep(deps.settleMs);
-          if ((await read()).lease?.owner === owner) return;
-        }
-        const now = await read();
-        throw busy(now.lease ?? mine);
-      }
+    if (current.exists) logger.warn("taking over an expired lease", { lock: key, ...describeLease(current.lease) });
+    let holder: Lease | undefined;
+    if (current.exists && mode === "conditional") {
+      await store.delete([key]);
+      // Another instance may have deleted and re-created it in between: check who has it.
+      holder = (await write(mine, true)) ? await settled() : (await read()).lease;
+    } else {
+      await write(mine, false);
+      holder = await settled();
     }
-    if (await writeAndConfirm(mine)) return;
-    const winner = (await read()).lease;
-    throw busy(winner ?? mine);
+    if (holder?.owner !== owner) throw busy(holder ?? mine);
   }
 
   return {
