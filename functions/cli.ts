@@ -93,7 +93,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
   }
   // The one database this command is about (--name, or the only one), and its configuration.
   const service = ctx.fleet.pick(values.name);
-  const config = configFor(ctx.config, ctx.config.databases.find((d) => d.name === service.status().name)!);
+  const config = configFor(ctx.config, ctx.config.databases.find((d) => d.name === service.name)!);
   switch (command) {
     case "backup": {
       try {

@@ -33,12 +33,12 @@ export interface FleetDeps extends Omit<BackupDeps, "config" | "source"> {
 
 /** The service of `name`; without a name, the only one (NAME_REQUIRED when there are several). */
 export function pickService(services: readonly BackupService[], name: string | undefined): BackupService {
-  const names = services.map((s) => s.status().name);
+  const names = services.map((s) => s.name);
   if (name === undefined || name === "") {
     if (services.length === 1) return services[0]!;
     throw new BackupError("NAME_REQUIRED", `this deployment backs up several databases (${names.join(", ")}): say which one with ?name= (CLI: --name).`, 400);
   }
-  const found = services.find((s) => s.status().name === name);
+  const found = services.find((s) => s.name === name);
   if (found) return found;
   // Echo the name only when it is a valid one: it comes from a request.
   const shown = NAME_PATTERN.test(name) ? JSON.stringify(name) : "the given name";

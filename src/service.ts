@@ -33,6 +33,8 @@ export interface Status {
 export type ScheduledResult = { ran: true; manifest: Manifest } | { ran: false; reason: string; newest?: string };
 
 export interface BackupService {
+  /** BACKUP_NAME, or the BACKUP_SOURCES entry's name. */
+  readonly name: string;
   backup(): Promise<Manifest>;
   /**
    * The backup for the schedule window starting at `scheduledAt`. Another instance (a second
@@ -131,6 +133,7 @@ export function createBackupService(deps: BackupDeps & { config: ServiceConfig }
   }
 
   return {
+    name: config.name,
     backup: () => exclusive(run),
     scheduled: (scheduledAt) =>
       exclusive(async (lease, started): Promise<ScheduledResult> => {

@@ -55,7 +55,7 @@ const MAX_FILE_LENGTH = 128;
 
 export function createApp(deps: ApiDeps): OpenAPIHono {
   const { services, logger } = deps;
-  const names = services.map((s) => s.status().name);
+  const names = services.map((s) => s.name);
   const pick = (c: Context) => pickService(services, c.req.query("name"));
   const auth = requireApiKey(deps.apiKey);
   const app = new OpenAPIHono({ defaultHook: validationHook });
@@ -93,14 +93,14 @@ export function createApp(deps: ApiDeps): OpenAPIHono {
   app.openapi({ ...fileLinkRoute, middleware: auth }, async (c) => {
     const { file } = c.req.valid("param");
     const service = pick(c);
-    if (file !== "latest") assertBackupFile(service.status().name, file);
+    if (file !== "latest") assertBackupFile(service.name, file);
     return link(c, service, file, c.req.valid("query").redirect);
   });
 
   // A {file} that spans several path segments (/backups/a/b/link) is an invalid file name,
   // not an unknown route. Not part of the document.
   app.get("/backups/:file{.+}/link", auth, (c) => {
-    throw invalidFile(pick(c).status().name);
+    throw invalidFile(pick(c).name);
   });
 
   app.openapi({ ...statusRoute, middleware: auth }, (c) =>
@@ -160,7 +160,7 @@ const SEED_WAIT_MS = 5000;
  * app, and a failing or slow listing only costs the seed, never the scrape.
  */
 async function seedLastSuccess(service: BackupService, logger: Logger): Promise<void> {
-  const name = service.status().name;
+  const name = service.name;
   const seed = service.list().then(
     ([newest]) => {
       if (newest) service.metrics.seedLastSuccess(name, new Date(newest.lastModified));
