@@ -7,8 +7,15 @@
  * Each size gets a fresh Miniflare (a fresh workerd process), warmed up with GET /health
  * (which loads sql.js), then: VmRSS sampled every 50 ms from /proc/PID/status during the
  * request, VmHWM afterwards, utime+stime from /proc/PID/stat before and after. The RSS is
- * the whole workerd process (runtime, Miniflare's helper workers, the isolate), not the
- * isolate's heap that the 128 MB production limit counts — read it as an upper bound.
+ * the whole workerd process (runtime, Miniflare's helper workers, native buffers of
+ * requests in flight, freed memory the allocator keeps), an upper bound.
+ *
+ * Closer to what the 128 MB production limit counts (the isolate's JS heap and
+ * WebAssembly memory): the V8 inspector's Runtime.getHeapUsage on the Worker's isolate,
+ * sampled every 50 ms — the JS heap in use plus ArrayBuffer backing stores (the image, parts,
+ * chunks) — and the sql.js WebAssembly memory, which V8 does not include there and which the
+ * run logs (`wasmMemoryBytes`; it only grows, so its final size is its peak). Both V8 numbers
+ * include garbage not yet collected: the inspector cannot force a collection in workerd.
  *
  * The arguments are benchDatabase() sizes in MiB (the files land within ~1 % above the
  * request). The default set ends with 96 MiB = 100.7 MB, over MAX_BYTES, to show the refusal;
@@ -17,10 +24,12 @@
 import { createReadStream } from "node:fs";
 import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { createServer } from "node:http";
+import { createServer as createTcpServer } from "node:net";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Miniflare } from "miniflare";
+import WebSocket from "ws";
 import { startEmbeddedS3 } from "../functions/embedded-s3.js";
 import { buildWorker, releaseWorkerBundles, bundleModules } from "../test/workers/worker-bundle.js";
 import { benchDatabase } from "./make-db.js";
@@ -29,6 +38,8 @@ const MiB = 1024 * 1024;
 const MAX_BYTES = 100_000_000;
 const API_KEY = "bench-api-key-0123456789abcdef";
 const CLK_TCK = 100; // sysconf(_SC_CLK_TCK) on Linux
+/** Cloudflare's per-isolate memory limit, 128 MB. */
+const ISOLATE_LIMIT = 128_000_000;
 const sizes = process.argv.slice(2).map(Number).filter((n) => n > 0);
 
 interface Row {
@@ -44,7 +55,56 @@ interface Row {
   cpuMs: number;
   gzipBytes?: number;
   phases: string;
+  /** Peak of the isolate's JS heap in use + ArrayBuffer backing stores (inspector samples). */
+  v8Peak: number;
+  v8PeakHeap: number;
+  v8PeakBuffers: number;
+  v8Idle: number;
+  /** sql.js WebAssembly memory after the run (logged by the Worker). */
+  wasmBytes: number;
 }
+
+async function freePort(): Promise<number> {
+  const server = createTcpServer();
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((r) => server.close(r));
+  return port;
+}
+
+interface HeapUsage {
+  usedSize: number;
+  backingStorageSize?: number;
+}
+
+/** A Chrome DevTools Protocol session on the Worker's isolate (Miniflare names it core:user:). */
+async function inspectWorker(port: number): Promise<{ heapUsage(): Promise<HeapUsage>; close(): void }> {
+  const targets = (await (await fetch(`http://127.0.0.1:${port}/json/list`)).json()) as { id: string; webSocketDebuggerUrl: string }[];
+  const target = targets.find((t) => t.id.startsWith("core:user:"));
+  if (!target) throw new Error(`no Worker among the inspector's targets: ${targets.map((t) => t.id).join(", ")}`);
+  const ws = new WebSocket(target.webSocketDebuggerUrl);
+  await new Promise((resolve, reject) => {
+    ws.once("open", resolve);
+    ws.once("error", reject);
+  });
+  let nextId = 1;
+  const waiting = new Map<number, (result: unknown) => void>();
+  ws.on("message", (data) => {
+    const message = JSON.parse(String(data)) as { id?: number; result?: unknown };
+    if (message.id !== undefined) waiting.get(message.id)?.(message.result);
+    waiting.delete(message.id ?? -1);
+  });
+  const call = (method: string) =>
+    new Promise<unknown>((resolve) => {
+      const id = nextId++;
+      waiting.set(id, resolve);
+      ws.send(JSON.stringify({ id, method }));
+    });
+  // Without Runtime.enable workerd answers getHeapUsage for an empty context.
+  await call("Runtime.enable");
+  return { heapUsage: async () => (await call("Runtime.getHeapUsage")) as HeapUsage, close: () => ws.close() };
+}
+const v8Total = (u: HeapUsage) => u.usedSize + (u.backingStorageSize ?? 0);
 
 async function procStatus(pid: number): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
@@ -108,7 +168,11 @@ try {
     // RSS when each log line of the run reaches us (a few ms after workerd wrote it): where the memory goes.
     const phases: Promise<string>[] = [];
     let watched: number | undefined;
+    let inspector: Awaited<ReturnType<typeof inspectWorker>> | undefined;
+    let wasmBytes = 0;
+    const inspectorPort = await freePort();
     const mf = new Miniflare({
+      inspectorPort,
       ...bundleModules(bundle),
       bindings: {
         ...bundle.vars,
@@ -129,11 +193,14 @@ try {
         if (pid === undefined) return;
         let msg = message;
         try {
-          msg = String((JSON.parse(message) as { msg?: unknown }).msg ?? message);
+          const line = JSON.parse(message) as { msg?: unknown; wasmMemoryBytes?: unknown };
+          msg = String(line.msg ?? message);
+          if (typeof line.wasmMemoryBytes === "number") wasmBytes = line.wasmMemoryBytes;
         } catch {
           // not one of our JSON lines
         }
-        phases.push(procStatus(pid).then((s) => `${msg}: ${((s.VmRSS ?? 0) / MiB).toFixed(0)} MiB`, () => `${msg}: ?`));
+        const heap = inspector?.heapUsage().then((u) => ` / ${(v8Total(u) / MiB).toFixed(0)} MiB`, () => "") ?? Promise.resolve("");
+        phases.push(Promise.all([procStatus(pid), heap]).then(([s, h]) => `${msg}: ${((s.VmRSS ?? 0) / MiB).toFixed(0)} MiB${h}`, () => `${msg}: ?`));
       },
     });
     try {
@@ -147,14 +214,19 @@ try {
       seen.add(pid);
       await new Promise((r) => setTimeout(r, 500));
       const idleRss = (await procStatus(pid)).VmRSS ?? 0;
+      inspector = await inspectWorker(inspectorPort);
+      const v8Idle = v8Total(await inspector.heapUsage());
       const cpuBefore = await cpuMs(pid);
+      let v8Peak: HeapUsage = { usedSize: 0 };
 
       let peakRss = idleRss;
       let sampling = true;
       const sampler = (async () => {
         while (sampling) {
           try {
-            peakRss = Math.max(peakRss, (await procStatus(pid)).VmRSS ?? 0);
+            const [status, heap] = await Promise.all([procStatus(pid), inspector!.heapUsage()]);
+            peakRss = Math.max(peakRss, status.VmRSS ?? 0);
+            if (v8Total(heap) > v8Total(v8Peak)) v8Peak = heap;
           } catch {
             return;
           }
@@ -184,11 +256,17 @@ try {
         cpuMs: cpuAfter - cpuBefore,
         ...(body.gzipBytes !== undefined ? { gzipBytes: body.gzipBytes } : {}),
         phases: (await Promise.all(phases)).join(" → "),
+        v8Peak: v8Total(v8Peak),
+        v8PeakHeap: v8Peak.usedSize,
+        v8PeakBuffers: v8Peak.backingStorageSize ?? 0,
+        v8Idle,
+        wasmBytes,
       });
       watched = undefined;
       console.error(`benchDatabase(${asked}): ${(bytes / MiB).toFixed(1)} MiB → ${res.status} in ${(wallMs / 1000).toFixed(2)} s`);
       console.error(`  RSS at log lines: ${rows.at(-1)!.phases}`);
     } finally {
+      inspector?.close();
       await mf.dispose().catch(() => undefined);
     }
   }
@@ -209,8 +287,20 @@ const lines = [
     return `| ${r.asked} | ${(r.bytes / MiB).toFixed(1)} MiB (${r.bytes} B) | ${result} | ${mib(r.idleRss)} | ${mib(r.peakRss)} | ${mib(r.hwm)} | ${mib(growth)} | ${(growth / r.bytes).toFixed(2)}× | ${mib(r.afterRss)} | ${(r.wallMs / 1000).toFixed(2)} s | ${r.cpuMs.toFixed(0)} ms | ${(r.cpuMs / (r.bytes / MiB)).toFixed(1)} |`;
   }),
 ];
+const isolateLines = [
+  "| DB (benchDatabase arg) | DB size | result | JS heap + ArrayBuffers, idle | peak (JS heap + ArrayBuffers) | sql.js WASM memory | isolate peak (sum) | isolate peak / 128 MB | isolate peak − DB |",
+  "|---|---|---|---|---|---|---|---|---|",
+  ...rows.map((r) => {
+    const isolate = r.v8Peak + r.wasmBytes;
+    const result = r.status === 201 ? "201" : `${r.status} ${r.code}`;
+    return `| ${r.asked} | ${(r.bytes / MiB).toFixed(1)} MiB | ${result} | ${mib(r.v8Idle)} | ${mib(r.v8Peak)} (${mib(r.v8PeakHeap)} + ${mib(r.v8PeakBuffers)}) | ${r.wasmBytes ? mib(r.wasmBytes) : "—"} | ${mib(isolate)} | ${(isolate / ISOLATE_LIMIT).toFixed(2)}× | ${mib(isolate - (r.status === 201 ? r.bytes : 0))} |`;
+  }),
+];
 const table = lines.join("\n");
+const isolateTable = isolateLines.join("\n");
 console.log(table);
+console.log();
+console.log(isolateTable);
 
 const { version: workerdVersion } = JSON.parse(await readFile(new URL("../node_modules/workerd/package.json", import.meta.url), "utf8").catch(() => '{"version":"?"}')) as { version: string };
 await writeFile(
@@ -219,11 +309,17 @@ await writeFile(
 
 \`npx tsx bench/workerd-memory.ts\` — ${new Date().toISOString()}, Node ${process.version}, workerd ${workerdVersion} (Miniflare), ${(await readFile("/proc/cpuinfo", "utf8")).split("\n").filter((l) => l.startsWith("processor")).length} CPUs.
 POST /backups of a generated database (bench/make-db.ts: rows, JSON, half-random blobs) served over HTTP with Content-Length, to an in-process S3 server; MAX_BYTES=${MAX_BYTES}, VERIFY=head, CHECK=quick, gzip = CompressionStream.
-RSS is the whole workerd process (fresh per row, warmed up by GET /health, which loads sql.js); Miniflare does not enforce the 128 MB isolate limit.
+Miniflare does not enforce the 128 MB isolate limit, so the bench measures two ways.
+
+**The workerd process** (fresh per row, warmed up by GET /health, which loads sql.js): RSS, an upper bound — it also holds workerd itself, native buffers of requests in flight and freed memory the allocator keeps.
 
 ${table}
 
-RSS when each log line of the run reached the bench (a few ms late; the peak between lines is in the table):
+**The Worker's isolate**, closer to what the limit counts (JS heap and WebAssembly memory): the V8 inspector's \`Runtime.getHeapUsage\` sampled every 50 ms (JS heap in use + ArrayBuffer backing stores: the image, parts, chunks; garbage not yet collected included) plus sql.js's WebAssembly memory, which V8 leaves out there and the run logs (\`wasmMemoryBytes\`; it only grows). 128 MB = 122.07 MiB.
+
+${isolateTable}
+
+Process RSS / isolate JS heap + ArrayBuffers when each log line of the run reached the bench (a few ms late; the peaks between lines are in the tables):
 
 ${rows.map((r) => `- ${r.asked}: ${r.phases}`).join("\n")}
 `,

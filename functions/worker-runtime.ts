@@ -10,11 +10,16 @@ import type { Runtime, Sha256 } from "../src/runtime.js";
 // workerd forbids compiling WASM from bytes at run time, so the module wrangler compiled at
 // deploy time is instantiated directly. sql.js's Emscripten glue reads `location`.
 let sqlite: ReturnType<typeof initSqlJs> | undefined;
+let wasmMemory: WebAssembly.Memory | undefined;
 function loadSqlite(): ReturnType<typeof initSqlJs> {
   (globalThis as { location?: unknown }).location ??= { href: "https://worker.invalid/", pathname: "/" };
   return (sqlite ??= initSqlJs({
     instantiateWasm(imports: WebAssembly.Imports, done: (instance: WebAssembly.Instance) => void) {
-      WebAssembly.instantiate(sqlWasm, imports).then((instance) => done(instance));
+      WebAssembly.instantiate(sqlWasm, imports).then((instance) => {
+        // Emscripten defines its memory in the module and exports it (under a minified name).
+        wasmMemory = Object.values(instance.exports).find((e): e is WebAssembly.Memory => e instanceof WebAssembly.Memory);
+        done(instance);
+      });
       return {};
     },
   } as Parameters<typeof initSqlJs>[0]));
@@ -52,5 +57,6 @@ export async function createWorkerRuntime(logger: Logger): Promise<Runtime> {
     now: () => new Date(),
     random: () => crypto.getRandomValues(new Uint32Array(1))[0]! / 2 ** 32,
     logger,
+    ...(wasmMemory ? { wasmMemoryBytes: () => wasmMemory!.buffer.byteLength } : {}),
   };
 }

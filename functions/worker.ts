@@ -34,8 +34,10 @@ function getInstance(env: Env): Promise<Instance> {
     const config = parseConfig(env, { maxBytes: WORKERS_MAX_BYTES });
     const logger = consoleLogger(secretsOf(config));
     const runtime = await createWorkerRuntime(logger);
-    // Workers allow 6 simultaneous connections per invocation: keep parts in flight ≤ 4.
-    const store = createS3Store(config.s3, { queueSize: 4 });
+    // Each part in flight costs the isolate its 5 MiB plus copies until the next GC
+    // (bench/workerd-memory.ts: 4 in flight peaked 8–20 MiB above 2), and memory, not
+    // connections (6 per invocation), is what limits a Worker's database size.
+    const store = createS3Store(config.s3, { queueSize: 2 });
     const notifier = config.notify ? createNotifier(config.notify, { fetch: (input, init) => fetch(input, init), logger, now: () => new Date(), secrets: secretsOf(config) }) : undefined;
     const fleet = createFleet({ config, runtime, store, source: (db) => createSource(db.source, { s3: config.s3 }) }, { holder: "workers", ...(notifier ? { notifier } : {}) });
     return { fleet, app: createApp({ services: fleet.services, logger, corsOrigins: config.corsOrigins, ...(config.apiKey ? { apiKey: config.apiKey } : {}) }), logger, ...(notifier ? { notifier } : {}) };

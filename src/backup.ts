@@ -209,7 +209,8 @@ async function runBackup(deps: BackupDeps, target: BackupKey, options: RunOption
       ...(pruneError ? { pruneError } : {}),
       abortedUploads,
     };
-    log.info("backup finished", { bytes: manifest.bytes, gzipBytes, durationMs: manifest.durationMs, pruned: pruned.length });
+    const wasmMemoryBytes = runtime.wasmMemoryBytes?.();
+    log.info("backup finished", { bytes: manifest.bytes, gzipBytes, durationMs: manifest.durationMs, pruned: pruned.length, ...(wasmMemoryBytes ? { wasmMemoryBytes } : {}) });
     return manifest;
   } catch (err) {
     const error = asBackupError(err);

@@ -32,4 +32,10 @@ export interface Runtime {
    * image must not change until the promise settles.
    */
   checkInBackground?(image: Uint8Array, check: CheckMode, what: string): Promise<ImageInfo> | undefined;
+  /**
+   * Bytes of WebAssembly memory sql.js holds (it only grows). Workers count it against the
+   * isolate's 128 MB beside the JS heap and the image, so the run logs it; undefined where
+   * the runtime cannot tell.
+   */
+  wasmMemoryBytes?(): number;
 }
