@@ -3,7 +3,9 @@
  * environment like the CLI, then its time and memory as one JSON line on stdout: `ms` of the
  * backup() call, `loadedRss` (RSS once the code is loaded), `idleRss` (RSS of the ready
  * process, as a server at rest: config parsed, sql.js compiled; the baseline of "growth"),
- * `maxRss` (peak RSS of the process, worker threads included) and `marks`: when (ms since the
+ * `maxRss` (peak RSS of the process, worker threads included), `cpuUs` (user + system CPU
+ * of the whole process during the backup() call: main thread, zlib's pool, the check's
+ * worker thread) and `marks`: when (ms since the
  * backup() call) each log message was first seen, with the RSS then — the phases of the run.
  * Run by bench/run.ts.
  */
@@ -26,8 +28,10 @@ const idle = process.memoryUsage().rss;
 t0 = performance.now();
 startUs = monoUs();
 for (const k of Object.keys(marks)) delete marks[k];
+const cpu = process.cpuUsage();
 const manifest = await ctx.service.backup();
 const ms = performance.now() - t0;
+const { user, system } = process.cpuUsage(cpu);
 process.stdout.write(
-  JSON.stringify({ ms, bytes: manifest.bytes, gzipBytes: manifest.gzipBytes, loadedRss: loaded, idleRss: idle, startUs, maxRss: process.resourceUsage().maxRSS * 1024, marks }) + "\n",
+  JSON.stringify({ ms, bytes: manifest.bytes, gzipBytes: manifest.gzipBytes, loadedRss: loaded, idleRss: idle, startUs, maxRss: process.resourceUsage().maxRSS * 1024, cpuUs: user + system, marks }) + "\n",
 );

@@ -157,6 +157,8 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
 interface Timed {
   wallS: number;
   maxRssBytes: number;
+  /** User + system CPU seconds of the process and its children. */
+  cpuS: number;
   stdout: string;
 }
 
@@ -167,7 +169,7 @@ interface Timed {
 async function timed(cmd: string, args: string[], options: { stdoutFile?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Timed> {
   const timeFile = join(workDir!, "time.txt");
   const out = options.stdoutFile ? await open(options.stdoutFile, "w") : undefined;
-  const child = spawn(TIME, ["-o", timeFile, "-f", "%e %M", cmd, ...args], {
+  const child = spawn(TIME, ["-o", timeFile, "-f", "%e %M %U %S", cmd, ...args], {
     cwd: ROOT,
     env: options.env ?? process.env,
     detached: true,
@@ -191,9 +193,9 @@ async function timed(cmd: string, args: string[], options: { stdoutFile?: string
     await out?.close();
   }
   const last = (await readFile(timeFile, "utf8")).trim().split("\n").pop() ?? "";
-  const m = /^(\d+(?:\.\d+)?) (\d+)$/.exec(last);
+  const m = /^(\d+(?:\.\d+)?) (\d+) (\d+(?:\.\d+)?) (\d+(?:\.\d+)?)$/.exec(last);
   if (!m) throw new Error(`cannot read GNU time's output: ${last}`);
-  return { wallS: Number(m[1]), maxRssBytes: Number(m[2]) * 1024, stdout };
+  return { wallS: Number(m[1]), maxRssBytes: Number(m[2]) * 1024, cpuS: Number(m[3]) + Number(m[4]), stdout };
 }
 
 /** Read the whole file so the next contestant finds it in the page cache. */
@@ -220,6 +222,10 @@ interface Result {
   peakRssBytes: number;
   /** Baselines: peak RSS / DB bytes. Tool: (peak RSS − idle RSS at start) / DB bytes. */
   growth: number;
+  /** CPU seconds of the measured work: the baselines' processes; the tool's process during backup(). */
+  cpuS: number;
+  /** The tool: CPU seconds the S3 server (this process) spent receiving it, on the same cores. */
+  serverCpuS?: number;
 }
 
 async function baseline(db: string, dbBytes: number, name: string, compressor: string, compressorArgs: string[]): Promise<Result> {
@@ -238,6 +244,7 @@ async function baseline(db: string, dbBytes: number, name: string, compressor: s
       compressedBytes: (await stat(gz)).size,
       peakRssBytes: peak,
       growth: peak / dbBytes,
+      cpuS: copy.cpuS + squeeze.cpuS,
     };
   } finally {
     await rm(tmp, { force: true });
@@ -251,6 +258,7 @@ interface OnceReport {
   gzipBytes: number;
   idleRss: number;
   maxRss: number;
+  cpuUs: number;
   marks?: Record<string, { ms: number; rss: number }>;
 }
 
@@ -296,7 +304,8 @@ async function tool(db: string, level: number): Promise<Result> {
   const { steps, memory } = phases(r);
   const { user, system } = process.cpuUsage(cpu);
   progress(`    idle RSS ${(r.idleRss / MiB).toFixed(0)} MiB; first log lines (time since backup(), RSS): ${memory}`);
-  progress(`    CPU of this process (the S3 server) meanwhile: ${((user + system) / 1e6).toFixed(2)} s`);
+  const serverCpuS = (user + system) / 1e6;
+  progress(`    CPU of the backup: ${(r.cpuUs / 1e6).toFixed(2)} s; of this process (the S3 server) meanwhile: ${serverCpuS.toFixed(2)} s`);
   return {
     contestant: `tool, GZIP_LEVEL=${level}`,
     wallS: r.ms / 1000,
@@ -305,6 +314,8 @@ async function tool(db: string, level: number): Promise<Result> {
     compressedBytes: r.gzipBytes,
     peakRssBytes: peak,
     growth: (peak - r.idleRss) / r.bytes,
+    cpuS: r.cpuUs / 1e6,
+    serverCpuS,
   };
 }
 
@@ -332,8 +343,8 @@ interface SizeResult {
 
 function table(rows: SizeResult[]): string {
   const lines = [
-    "| DB size | contestant | wall s | MiB/s | × baseline A | × baseline B | compressed MiB (% of DB) | peak RSS MiB | peak RSS growth / DB | process wall s | steps |",
-    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    "| DB size | contestant | wall s | MiB/s | × baseline A | × baseline B | compressed MiB (% of DB) | peak RSS MiB | peak RSS growth / DB | CPU s (+ S3 server) | process wall s | steps |",
+    "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
   ];
   for (const { dbBytes, results } of rows) {
     const [a, b] = results;
@@ -341,7 +352,7 @@ function table(rows: SizeResult[]): string {
       const mibs = dbBytes / MiB / r.wallS;
       const ratio = (base: Result | undefined) => (base ? `${(base.wallS / r.wallS).toFixed(2)}×` : "—");
       lines.push(
-        `| ${(dbBytes / MiB).toFixed(1)} MiB | ${r.contestant} | ${r.wallS.toFixed(2)} | ${mibs.toFixed(1)} | ${ratio(a)} | ${ratio(b)} | ${(r.compressedBytes / MiB).toFixed(1)} (${((100 * r.compressedBytes) / dbBytes).toFixed(1)} %) | ${(r.peakRssBytes / MiB).toFixed(0)} | ${r.growth.toFixed(2)}× | ${r.processWallS.toFixed(2)} | ${r.steps ?? ""} |`,
+        `| ${(dbBytes / MiB).toFixed(1)} MiB | ${r.contestant} | ${r.wallS.toFixed(2)} | ${mibs.toFixed(1)} | ${ratio(a)} | ${ratio(b)} | ${(r.compressedBytes / MiB).toFixed(1)} (${((100 * r.compressedBytes) / dbBytes).toFixed(1)} %) | ${(r.peakRssBytes / MiB).toFixed(0)} | ${r.growth.toFixed(2)}× | ${r.cpuS.toFixed(2)}${r.serverCpuS !== undefined ? ` (+ ${r.serverCpuS.toFixed(2)})` : ""} | ${r.processWallS.toFixed(2)} | ${r.steps ?? ""} |`,
       );
     }
   }
@@ -415,6 +426,10 @@ How to read:
   RSS at start, after loading the code) / DB size. Its "steps" are phases read from its log
   lines: reading and checking the image, compressing and uploading, verifying and pruning.
 - × baseline = baseline wall / contestant wall: above 1 is faster than that baseline.
+- CPU s is user + system CPU: the baselines' two processes (GNU time %U + %S); the tool's
+  whole process (main thread, zlib's thread pool, the check's worker thread) during the
+  backup() call, and in brackets the S3 server's (this process) meanwhile. On 2 cores no
+  contestant's wall time can be below its CPU seconds / 2, the S3 server's included.
 - Every contestant starts with the DB file in the page cache (read just before). The S3 server
   shares the CPUs with the backup it receives, as a local MinIO would.
 - A load average well above 0 before the run means other work shared the CPUs: compare

@@ -10,9 +10,14 @@
  * zlib as views, so the cost is the compressed blocks in flight (measured: ~40 MiB growth
  * for 256 MiB at ~140 MiB/s on 2 cores, against ~130 MiB with two worker threads). The ratio
  * stays within ~0.1 % of one stream, since deflate only looks 32 KiB back anyway.
+ *
+ * Within a block, stretches of random-looking pages (encrypted or already-compressed blobs)
+ * are stored rather than deflated (src/gzip-member.ts): deflate is 3× slower there, for
+ * nothing.
  */
 import { availableParallelism } from "node:os";
-import { gzip } from "node:zlib";
+import { constants, crc32, deflateRaw, gzip } from "node:zlib";
+import { gzipMember, type MemberCodec } from "../src/gzip-member.js";
 import type { ByteTransform } from "../src/runtime.js";
 
 export const GZIP_BLOCK_BYTES = 2 * 1024 * 1024;
@@ -20,8 +25,55 @@ export const GZIP_BLOCK_BYTES = 2 * 1024 * 1024;
 // between the pool thread and the main thread, small enough not to over-allocate.
 const ZLIB_CHUNK_BYTES = 512 * 1024;
 
-function gzipMember(block: Uint8Array, level: number): Promise<Uint8Array> {
-  return new Promise((resolve, reject) => gzip(block, { level, chunkSize: ZLIB_CHUNK_BYTES }, (err, out) => (err ? reject(err) : resolve(out))));
+/**
+ * Stretches are often a few KiB: an output buffer of ZLIB_CHUNK_BYTES for each would be
+ * mostly empty, and held until the member is assembled. Deflate output fits in the input's
+ * size plus 5 bytes per 16 KiB block and the flush marker.
+ */
+function outputChunk(inputBytes: number): number {
+  return Math.min(ZLIB_CHUNK_BYTES, inputBytes + (inputBytes >> 10) + 1024);
+}
+
+/**
+ * node:zlib for gzip-member.ts, at most `concurrency` calls at once: a block with many
+ * stretches to deflate would otherwise hold a zlib state (~300 KiB) per stretch while they
+ * wait for the thread pool.
+ */
+function nodeCodec(concurrency: number): MemberCodec {
+  let running = 0;
+  const waiting: (() => void)[] = [];
+  const limited = async <T>(work: () => Promise<T>): Promise<T> => {
+    if (running >= concurrency) await new Promise<void>((r) => waiting.push(r));
+    running++;
+    try {
+      return await work();
+    } finally {
+      running--;
+      waiting.shift()?.();
+    }
+  };
+  return {
+    gzip: (data, level) =>
+      limited(() => new Promise((resolve, reject) => gzip(data, { level, chunkSize: ZLIB_CHUNK_BYTES }, (err, out) => (err ? reject(err) : resolve(out))))),
+    deflateRaw: (data, level) =>
+      limited(
+        () =>
+          new Promise((resolve, reject) =>
+            deflateRaw(data, { level, chunkSize: outputChunk(data.length), finishFlush: constants.Z_SYNC_FLUSH }, (err, out) => (err ? reject(err) : resolve(out))),
+          ),
+      ),
+    crc32: (data, value) => crc32(data, value),
+  };
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
 }
 
 export interface ParallelGzipOptions {
@@ -38,9 +90,12 @@ export interface ParallelGzipOptions {
 export function parallelGzip(level: number, options: ParallelGzipOptions = {}): ByteTransform {
   const blockBytes = options.blockBytes ?? GZIP_BLOCK_BYTES;
   const inFlight = options.inFlight ?? availableParallelism() + 1;
+  // One more zlib call than blocks in flight: the pool (4 threads) stays busy while the main
+  // thread plans the next block.
+  const codec = nodeCodec(inFlight + 1);
   interface Job {
-    result: Promise<Uint8Array>;
-    done?: Uint8Array;
+    result: Promise<Uint8Array[]>;
+    done?: Uint8Array[];
   }
   const queue: Job[] = [];
   // The block being gathered: consecutive views of one buffer (no copy), or bytes copied
@@ -60,10 +115,16 @@ export function parallelGzip(level: number, options: ParallelGzipOptions = {}): 
       copy = undefined;
       filled = 0;
     }
-    const job: Job = { result: gzipMember(input, level) };
+    const job: Job = { result: gzipMember(input, level, codec) };
     // Rejections are observed when the job is awaited in order.
     job.result.then((out) => (job.done = out), () => undefined);
     queue.push(job);
+  };
+
+  // A member with stored stretches comes in many small parts (5-byte block headers among
+  // them); one chunk per member keeps the per-chunk cost of the streams downstream per member.
+  const emit = (controller: TransformStreamDefaultController<Uint8Array>, parts: Uint8Array[]) => {
+    controller.enqueue(parts.length === 1 ? parts[0]! : concat(parts));
   };
 
   return new TransformStream<Uint8Array, Uint8Array>(
@@ -72,8 +133,8 @@ export function parallelGzip(level: number, options: ParallelGzipOptions = {}): 
         // Wait only when too many blocks are in flight; pass on whatever is already done, so
         // the upload starts with the first member, not after `inFlight` of them.
         const drain = async () => {
-          while (queue.length >= inFlight) controller.enqueue(await queue.shift()!.result);
-          while (queue[0]?.done) controller.enqueue(queue.shift()!.done!);
+          while (queue.length >= inFlight) emit(controller, await queue.shift()!.result);
+          while (queue[0]?.done) emit(controller, queue.shift()!.done!);
         };
         const continues = view !== undefined && view.buffer === chunk.buffer && view.byteOffset + view.byteLength === chunk.byteOffset;
         if (copy === undefined && (view === undefined || continues)) {
@@ -99,7 +160,7 @@ export function parallelGzip(level: number, options: ParallelGzipOptions = {}): 
       async flush(controller) {
         // An empty input still becomes a valid (empty) gzip file.
         if (pending() > 0 || queue.length === 0) submit();
-        while (queue.length) controller.enqueue(await queue.shift()!.result);
+        while (queue.length) emit(controller, await queue.shift()!.result);
       },
     },
     { highWaterMark: 1 },
