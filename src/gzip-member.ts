@@ -71,11 +71,12 @@ export function looksIncompressible(bytes: Uint8Array, start: number, end: numbe
 }
 
 /**
- * Fewest consecutive incompressible units worth storing. Each stored stretch splits the
- * deflated ones around it, and each of those costs a zlib call (~50 µs of set-up): a lone
- * random page is cheaper to deflate. Measured on bench/make-db.ts data: 2 saves the most CPU.
+ * Fewest consecutive incompressible units worth storing. Storing a unit saves ~120 µs of
+ * deflate at level 1, but each stored stretch splits the deflated ones around it, and each
+ * of those costs a zlib call (~300 µs of set-up with node:zlib): a short run of random pages
+ * is cheaper to deflate with its neighbours.
  */
-export const MIN_STORED_UNITS = 2;
+export const MIN_STORED_UNITS = 4;
 
 /** The block as alternating stretches to deflate and to store, in order, covering it exactly. */
 export function planSegments(block: Uint8Array, unitBytes = UNIT_BYTES, minStoredUnits = MIN_STORED_UNITS): Segment[] {

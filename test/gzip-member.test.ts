@@ -86,23 +86,25 @@ describe("planSegments", () => {
   });
 
   it("stores random units up to the end of a block that is not a whole number of units", () => {
-    const block = Buffer.concat([text(2 * UNIT_BYTES, 1), random(2 * UNIT_BYTES + 3000, 2)]);
+    const n = MIN_STORED_UNITS;
+    const block = Buffer.concat([text(2 * UNIT_BYTES, 1), random(n * UNIT_BYTES + 3000, 2)]);
     expect(planSegments(block)).toEqual([
       { store: false, start: 0, end: 2 * UNIT_BYTES },
       { store: true, start: 2 * UNIT_BYTES, end: block.length },
     ]);
     // A tail too short to judge goes to deflate.
-    const short = Buffer.concat([text(2 * UNIT_BYTES, 1), random(2 * UNIT_BYTES + 500, 2)]);
+    const short = Buffer.concat([text(2 * UNIT_BYTES, 1), random(n * UNIT_BYTES + 500, 2)]);
     expect(planSegments(short)).toEqual([
       { store: false, start: 0, end: 2 * UNIT_BYTES },
-      { store: true, start: 2 * UNIT_BYTES, end: 4 * UNIT_BYTES },
-      { store: false, start: 4 * UNIT_BYTES, end: short.length },
+      { store: true, start: 2 * UNIT_BYTES, end: (2 + n) * UNIT_BYTES },
+      { store: false, start: (2 + n) * UNIT_BYTES, end: short.length },
     ]);
   });
 
-  it("deflates a lone random unit with its neighbours rather than splitting the block for it", () => {
-    const block = Buffer.concat([text(UNIT_BYTES, 1), random(UNIT_BYTES, 2), text(UNIT_BYTES, 3)]);
-    expect(planSegments(block)).toEqual([{ store: false, start: 0, end: 3 * UNIT_BYTES }]);
+  it("deflates a short run of random units with its neighbours rather than splitting the block for it", () => {
+    const short = MIN_STORED_UNITS - 1;
+    const block = Buffer.concat([text(UNIT_BYTES, 1), random(short * UNIT_BYTES, 2), text(UNIT_BYTES, 3)]);
+    expect(planSegments(block)).toEqual([{ store: false, start: 0, end: (short + 2) * UNIT_BYTES }]);
   });
 });
 
