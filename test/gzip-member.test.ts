@@ -43,7 +43,7 @@ function random(bytes: number, seed: number): Uint8Array {
 }
 
 async function decompressWeb(gz: Uint8Array): Promise<Buffer> {
-  const stream = new Blob([gz]).stream().pipeThrough(new DecompressionStream("gzip"));
+  const stream = new Blob([new Uint8Array(gz)]).stream().pipeThrough(new DecompressionStream("gzip"));
   return Buffer.from(await new Response(stream).arrayBuffer());
 }
 
