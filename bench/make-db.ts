@@ -13,6 +13,10 @@
  * By bytes (dbstat, 64 MiB): 38 % files, 52 % events, 7 % their indexes, 2 % accounts, plus
  * ~0.5 MiB of text chunks; gzip -1 / -6 make the file ~41 % / ~37 % of its size.
  *
+ * The "photos" shape (bench-photos-<MiB>mib.db) is an app that keeps images in the database:
+ * the same tables, but every file is 32–288 KiB of random bytes (as a JPEG looks to deflate),
+ * so most of the file cannot be compressed.
+ *
  * Every value except the random blobs' bytes is a function of the row id (integer hashes), so
  * the size and shape are the same on every machine with the same SQLite; only randomblob()
  * content differs, and random bytes compress the same everywhere. The size lands within ~2 %
@@ -33,19 +37,22 @@ const GENERATOR_VERSION = 2;
 const EVENTS_PER_FILE = 90;
 const CHUNKS = 64;
 /** Bytes per unit (one file + its events, with index entries) measured on SQLite 3.40, for the first pass only. */
-const UNIT_BYTES_GUESS = 43_000;
+const UNIT_BYTES_GUESS: Record<Shape, number> = { mixed: 43_000, photos: 190_000 };
 
 export const CACHE_DIR = new URL("./cache/", import.meta.url).pathname;
 
+export type Shape = "mixed" | "photos";
+export const SHAPES: readonly Shape[] = ["mixed", "photos"];
+
 /** The path of a cached database of about `mib` MiB, generating it first if needed. */
-export async function benchDatabase(mib: number): Promise<string> {
+export async function benchDatabase(mib: number, shape: Shape = "mixed"): Promise<string> {
   if (!(mib > 0)) throw new Error(`benchDatabase: size must be a positive number of MiB, got ${mib}`);
-  const path = `${CACHE_DIR}bench-${mib}mib.db`;
+  const path = `${CACHE_DIR}bench-${shape === "mixed" ? "" : `${shape}-`}${mib}mib.db`;
   if (existsSync(path) && (await userVersion(path)) === GENERATOR_VERSION) return path;
   await mkdir(CACHE_DIR, { recursive: true });
   const tmp = `${path}.tmp-${process.pid}`;
   try {
-    await generate(tmp, Math.round(mib * MiB));
+    await generate(tmp, Math.round(mib * MiB), shape);
     await rename(tmp, path);
   } finally {
     await rm(tmp, { force: true });
@@ -134,7 +141,8 @@ FROM r;
 }
 
 /** Units [from, to]: file ids from..to and their events (EVENTS_PER_FILE per file). */
-function units(from: number, to: number, accounts: number): string {
+function units(from: number, to: number, accounts: number, shape: Shape): string {
+  const photos = shape === "photos";
   const e0 = (from - 1) * EVENTS_PER_FILE + 1;
   const e1 = to * EVENTS_PER_FILE;
   return `
@@ -159,14 +167,14 @@ SELECT x, 1 + h1 % ${accounts},
 FROM r;
 WITH RECURSIVE s(x) AS (SELECT ${from} UNION ALL SELECT x + 1 FROM s WHERE x < ${to}),
 ${HASHED},
-  rl AS (SELECT *, 4096 + h2 % 24577 AS len FROM r)
+  rl AS (SELECT *, ${photos ? "32768 + h2 % 262145" : "4096 + h2 % 24577"} AS len FROM r)
 INSERT INTO files (id, account, name, mime, size, created, data)
 SELECT x, 1 + h1 % ${accounts},
   printf('%s-%d.%s', CASE x % 2 WHEN 0 THEN 'photo' ELSE 'report' END, x, CASE x % 2 WHEN 0 THEN 'jpg' ELSE 'txt' END),
   CASE x % 2 WHEN 0 THEN 'image/jpeg' ELSE 'text/plain' END,
   len,
   1700000000 + x * 1170,
-  CASE x % 2 WHEN 0 THEN randomblob(len)
+  CASE ${photos ? "0" : "x % 2"} WHEN 0 THEN randomblob(len)
   ELSE CAST(substr(printf('Report %d for account %d%s', x, 1 + h1 % ${accounts}, char(10))
     || (SELECT t FROM chunks WHERE k = h1 % ${CHUNKS}) || (SELECT t FROM chunks WHERE k = h2 % ${CHUNKS})
     || (SELECT t FROM chunks WHERE k = h3 % ${CHUNKS}) || (SELECT t FROM chunks WHERE k = (h1 >> 16) % ${CHUNKS}), 1, len) AS BLOB) END
@@ -181,14 +189,14 @@ CREATE INDEX events_kind_at ON events(kind, at);
 CREATE INDEX files_account_name ON files(account, name);
 `;
 
-async function generate(path: string, target: number): Promise<void> {
+async function generate(path: string, target: number, shape: Shape): Promise<void> {
   await rm(path, { force: true });
   const accounts = Math.max(1000, Math.round((target / MiB) * 100));
   const started = performance.now();
   // Pass 1: ~90 % of the target in one go, indexes built afterwards (fast, like a bulk load).
   // Fixed part: the chunks (~0.5 MiB) and the accounts (~2 % of the target).
-  const first = Math.max(1, Math.floor(((target * 0.98 - 0.55 * MiB) * 0.9) / UNIT_BYTES_GUESS));
-  await sqlite(path, schemaAndAccounts(accounts) + units(1, first, accounts) + INDEXES);
+  const first = Math.max(1, Math.floor(((target * 0.98 - 0.55 * MiB) * 0.9) / UNIT_BYTES_GUESS[shape]));
+  await sqlite(path, schemaAndAccounts(accounts) + units(1, first, accounts, shape) + INDEXES);
   let done = first;
   let size = (await stat(path)).size;
   let perUnit = size / first;
@@ -197,7 +205,7 @@ async function generate(path: string, target: number): Promise<void> {
   for (let round = 0; size < target; round++) {
     if (round === 20) throw new Error(`benchDatabase: ${size} bytes after 20 top-ups, target ${target}`);
     const add = Math.max(1, Math.ceil((target - size) / perUnit));
-    await sqlite(path, units(done + 1, done + add, accounts));
+    await sqlite(path, units(done + 1, done + add, accounts, shape));
     const next = (await stat(path)).size;
     if (next > size) perUnit = (next - size) / add;
     done += add;
@@ -211,5 +219,6 @@ async function generate(path: string, target: number): Promise<void> {
 
 if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
   // `npx tsx bench/make-db.ts [MiB ...]`: make (or find) the cached databases and print their paths.
-  for (const arg of process.argv.slice(2)) console.log(await benchDatabase(Number(arg)));
+  const shape = (process.env.BENCH_SHAPE ?? "mixed") as Shape;
+  for (const arg of process.argv.slice(2)) console.log(await benchDatabase(Number(arg), shape));
 }

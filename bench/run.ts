@@ -1,6 +1,7 @@
 /**
  * `npm run bench -- [MiB ...]` (default 64 256 1024; env BENCH_LEVELS, default "1,6";
- * BENCH_RUNS, default 1, reports the median run): this tool's backup against two baselines on
+ * BENCH_RUNS, default 1, reports the median run; BENCH_SHAPE=photos, databases mostly of
+ * incompressible image blobs, written to bench/results-photos.md): this tool's backup against two baselines on
  * the same generated databases (bench/make-db.ts, cached in bench/cache/), in one run:
  *
  * - baseline A: `sqlite3 DB ".backup TMP"`, then `gzip -6 -c TMP > OUT`;
@@ -9,7 +10,7 @@
  *   thread pool and the multipart upload, verify, prune) per GZIP_LEVEL, in a child process (bench/backup-once.ts) so that its memory is only
  *   the backup's, to an in-process S3 server (functions/embedded-s3.ts) in this process.
  *
- * Every process runs under GNU `/usr/bin/time -f '%e %M'` (wall seconds, peak RSS KiB); each
+ * Every process runs under GNU `/usr/bin/time -f '%e %M %U %S'` (wall seconds, peak RSS KiB, CPU seconds); each
  * contestant starts after a read of the DB file (cat > /dev/null), so all find it in the page
  * cache. Prints a markdown table on stdout (progress on stderr) and writes bench/results.md.
  * Missing pigz or GNU time are installed with apt-get when run as root. Temporary files (the
@@ -22,7 +23,7 @@ import { mkdtemp, open, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { availableParallelism, loadavg, release, tmpdir, totalmem, type } from "node:os";
 import { join } from "node:path";
 import { startEmbeddedS3, type EmbeddedS3 } from "../functions/embedded-s3.js";
-import { benchDatabase } from "./make-db.js";
+import { benchDatabase, SHAPES, type Shape } from "./make-db.js";
 
 const MiB = 1024 * 1024;
 const TIME = "/usr/bin/time";
@@ -35,6 +36,8 @@ const sizes = sizeArgs.length ? sizeArgs.map(Number) : [64, 256, 1024];
 if (sizes.some((n) => !(n > 0))) fail(`sizes are MiB > 0, got: ${sizeArgs.join(" ")}`);
 const levels = (process.env.BENCH_LEVELS ?? "1,6").split(",").map((s) => Number(s.trim()));
 if (!levels.length || levels.some((l) => !Number.isInteger(l) || l < 1 || l > 9)) fail(`BENCH_LEVELS must be GZIP levels 1…9 separated by commas, got "${process.env.BENCH_LEVELS}"`);
+const shape = (process.env.BENCH_SHAPE ?? "mixed") as Shape;
+if (!SHAPES.includes(shape)) fail(`BENCH_SHAPE must be one of ${SHAPES.join(", ")}, got "${process.env.BENCH_SHAPE}"`);
 const runs = Number(process.env.BENCH_RUNS ?? "1");
 if (!Number.isInteger(runs) || runs < 1 || runs > 9) fail(`BENCH_RUNS must be 1…9, got "${process.env.BENCH_RUNS}"`);
 
@@ -366,7 +369,7 @@ async function machine(v: Versions): Promise<string> {
 }
 
 function command(): string {
-  const env = ["BENCH_LEVELS", "BENCH_RUNS"].filter((k) => process.env[k] !== undefined).map((k) => `${k}=${process.env[k]} `);
+  const env = ["BENCH_SHAPE", "BENCH_LEVELS", "BENCH_RUNS"].filter((k) => process.env[k] !== undefined).map((k) => `${k}=${process.env[k]} `);
   return `${env.join("")}npm run bench${sizeArgs.length ? ` -- ${sizeArgs.join(" ")}` : ""}`;
 }
 
@@ -382,7 +385,7 @@ try {
   s3 = await startEmbeddedS3({ directory: join(workDir, "s3"), bucket: "bench" });
   for (const asked of sizes) {
     progress(`database of ${asked} MiB (bench/make-db.ts; generated once, then cached)`);
-    const db = await benchDatabase(asked);
+    const db = await benchDatabase(asked, shape);
     const dbBytes = (await stat(db)).size;
     progress(`${db}: ${(dbBytes / MiB).toFixed(1)} MiB`);
     const results = [
@@ -402,7 +405,7 @@ console.log(result);
 const loadAfter = loadavg();
 const fmtLoad = (l: number[]) => l.map((x) => x.toFixed(2)).join(" ");
 await writeFile(
-  new URL("./results.md", import.meta.url),
+  new URL(shape === "mixed" ? "./results.md" : `./results-${shape}.md`, import.meta.url),
   `# Backup benchmark
 
 \`${command()}\` — ${started.toISOString()}, ${seconds} s in all.
@@ -411,7 +414,7 @@ Machine: ${await machine(tools)}.
 Load average (1, 5, 15 min) before: ${fmtLoad(load)}; after: ${fmtLoad(loadAfter)}.
 
 Databases: bench/make-db.ts (cached in bench/cache/): mixed INTEGER/REAL/TEXT/JSON rows with three
-indexes and 4–28 KiB blobs, half random bytes, half text; page size 4096.${runs > 1 ? ` Each contestant ran ${runs} times; the table shows the run with the median wall time.` : ""}
+indexes and ${shape === "photos" ? "32–288 KiB blobs of random bytes (images, as deflate sees them)" : "4–28 KiB blobs, half random bytes, half text"}; page size 4096.${runs > 1 ? ` Each contestant ran ${runs} times; the table shows the run with the median wall time.` : ""}
 
 ${result}
 
@@ -436,4 +439,4 @@ How to read:
   numbers only between quiet runs (BENCH_RUNS=3 keeps the median of three).
 `,
 );
-progress(`wrote bench/results.md (${seconds} s)`);
+progress(`wrote bench/${shape === "mixed" ? "results" : `results-${shape}`}.md (${seconds} s)`);
