@@ -12,11 +12,12 @@ class SharedBytes extends Uint8Array {
   }
 }
 
-const { buffer, byteOffset, byteLength, queries } = workerData;
+const { buffer, byteOffset, byteLength, setup, queries } = workerData;
 try {
   const sqlite = await initSqlJs();
   const db = new sqlite.Database(new SharedBytes(buffer, byteOffset, byteLength));
   try {
+    db.exec(setup);
     const answers = queries.map((sql) => (db.exec(sql)[0]?.values ?? []).map((row) => row[0]));
     parentPort.postMessage({ answers });
   } finally {

@@ -8,7 +8,7 @@
 import { Worker } from "node:worker_threads";
 import type { CheckMode } from "../src/config.js";
 import { BackupError } from "../src/errors.js";
-import { checkQueries, checkVerdict, unreadableImage, type ImageInfo } from "../src/sqlite/check.js";
+import { CHECK_CACHE_PRAGMA, checkQueries, checkVerdict, unreadableImage, type ImageInfo } from "../src/sqlite/check.js";
 
 const WORKER_URL = new URL("./check-worker-thread.mjs", import.meta.url);
 
@@ -16,7 +16,7 @@ const WORKER_URL = new URL("./check-worker-thread.mjs", import.meta.url);
 export function checkOnWorkerThread(image: Uint8Array, check: CheckMode, what: string): Promise<ImageInfo> | undefined {
   if (!(image.buffer instanceof SharedArrayBuffer)) return undefined;
   const worker = new Worker(WORKER_URL, {
-    workerData: { buffer: image.buffer, byteOffset: image.byteOffset, byteLength: image.byteLength, queries: checkQueries(check) },
+    workerData: { buffer: image.buffer, byteOffset: image.byteOffset, byteLength: image.byteLength, setup: CHECK_CACHE_PRAGMA, queries: checkQueries(check) },
     // No tsx loader or other flags of the parent: the worker is plain JavaScript.
     execArgv: [],
     stdout: false,

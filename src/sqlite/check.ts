@@ -25,8 +25,18 @@ class SharedBytes extends Uint8Array {
   }
 }
 
+/**
+ * Pages SQLite caches while checking. The checks read the image from memory, mostly once, so
+ * SQLite's default cache (~2 MiB) buys nothing: quick_check of a 256 MiB database grew the
+ * process by 11–19 MiB with it and by ~0 with 64 pages (5 MiB less on the check thread), at
+ * the same speed; integrity_check too (16 pages made it slower). The check thread sends it too.
+ */
+export const CHECK_CACHE_PRAGMA = "PRAGMA cache_size = 64";
+
 export function openImage(sqlite: SqlJsStatic, image: Uint8Array): Database {
-  return new sqlite.Database(new SharedBytes(image.buffer as ArrayBuffer, image.byteOffset, image.byteLength));
+  const db = new sqlite.Database(new SharedBytes(image.buffer as ArrayBuffer, image.byteOffset, image.byteLength));
+  db.exec(CHECK_CACHE_PRAGMA);
+  return db;
 }
 
 const CHECK_PRAGMA: Record<Exclude<CheckMode, "none">, string> = {
