@@ -4,8 +4,8 @@
  * gzipped payloads) are written as stored blocks (RFC 1951 §3.2.4) instead of being deflated.
  *
  * Why: zlib at level 1 spends 3× longer per byte on random data (~31 MiB/s on this machine
- * kind) than on a database's usual pages (~96 MiB/s), only to emit them ~0.5 % larger. Storing
- * them costs a copy-free view and a CRC. Text and b-tree pages are deflated as before.
+ * kind) than on a database's usual pages (~96 MiB/s), to save under 1 % of their size.
+ * Storing them costs a copy-free view and a CRC. Text and b-tree pages are deflated as before.
  *
  * How: the block is cut into stretches. Each compressible stretch is deflated on its own
  * (raw deflate ended by a sync flush: byte-aligned, not final, no reference before its own
@@ -73,7 +73,7 @@ export function looksIncompressible(bytes: Uint8Array, start: number, end: numbe
 /**
  * Fewest consecutive incompressible units worth storing. Storing a unit saves ~120 µs of
  * deflate at level 1, but each stored stretch splits the deflated ones around it, and each
- * of those costs a zlib call (~300 µs of set-up with node:zlib): a short run of random pages
+ * of those costs a zlib call (~100–300 µs with node:zlib, most of it set-up): a short run of random pages
  * is cheaper to deflate with its neighbours.
  */
 export const MIN_STORED_UNITS = 4;
