@@ -338,6 +338,22 @@ async function measure(db: string, label: string, once: () => Promise<Result>): 
 // ---------------------------------------------------------------------------------------------
 // Report
 
+/** The aggregate "cpu" line of /proc/stat (jiffies), or undefined off Linux. */
+async function cpuTimes(): Promise<number[] | undefined> {
+  const stat = await readFile("/proc/stat", "utf8").catch(() => "");
+  const line = stat.split("\n").find((l) => l.startsWith("cpu "));
+  return line?.trim().split(/\s+/).slice(1).map(Number);
+}
+
+/** Share of all CPU time that was steal (field 8) between two /proc/stat readings. */
+function stealShare(before: number[] | undefined, after: number[] | undefined): number | undefined {
+  if (!before || !after || after.length < 8) return undefined;
+  const delta = after.map((v, i) => v - (before[i] ?? 0));
+  // user nice system idle iowait irq softirq steal (guest times are already in user/nice).
+  const total = delta.slice(0, 8).reduce((a, b) => a + b, 0);
+  return total > 0 ? delta[7]! / total : undefined;
+}
+
 interface SizeResult {
   asked: number;
   dbBytes: number;
@@ -379,6 +395,7 @@ function command(): string {
 const started = new Date();
 const tools = await ensureTools();
 const load = loadavg();
+const cpuBefore = await cpuTimes();
 const rows: SizeResult[] = [];
 try {
   workDir = await mkdtemp(join(tmpdir(), "seb-bench-"));
@@ -404,6 +421,7 @@ const seconds = ((Date.now() - started.getTime()) / 1000).toFixed(0);
 console.log(result);
 const loadAfter = loadavg();
 const fmtLoad = (l: number[]) => l.map((x) => x.toFixed(2)).join(" ");
+const stolen = stealShare(cpuBefore, await cpuTimes());
 await writeFile(
   new URL(shape === "mixed" ? "./results.md" : `./results-${shape}.md`, import.meta.url),
   `# Backup benchmark
@@ -411,7 +429,7 @@ await writeFile(
 \`${command()}\` — ${started.toISOString()}, ${seconds} s in all.
 
 Machine: ${await machine(tools)}.
-Load average (1, 5, 15 min) before: ${fmtLoad(load)}; after: ${fmtLoad(loadAfter)}.
+Load average (1, 5, 15 min) before: ${fmtLoad(load)}; after: ${fmtLoad(loadAfter)}.${stolen === undefined ? "" : ` CPU time stolen by the hypervisor during the run: ${(100 * stolen).toFixed(1)} % (other tenants of a shared VM; above a few % the times are inflated).`}
 
 Databases: bench/make-db.ts (cached in bench/cache/): mixed INTEGER/REAL/TEXT/JSON rows with three
 indexes and ${shape === "photos" ? "32–288 KiB blobs of random bytes (images, as deflate sees them)" : "4–28 KiB blobs, half random bytes, half text"}; page size 4096.${runs > 1 ? ` Each contestant ran ${runs} times; the table shows the run with the median wall time.` : ""}
@@ -435,8 +453,9 @@ How to read:
   contestant's wall time can be below its CPU seconds / 2, the S3 server's included.
 - Every contestant starts with the DB file in the page cache (read just before). The S3 server
   shares the CPUs with the backup it receives, as a local MinIO would.
-- A load average well above 0 before the run means other work shared the CPUs: compare
-  numbers only between quiet runs (BENCH_RUNS=3 keeps the median of three).
+- A load average well above 0 before the run, or CPU time stolen by the hypervisor, means
+  other work shared the CPUs: compare numbers only between quiet runs (BENCH_RUNS=3 keeps the
+  median of three).
 `,
 );
 progress(`wrote bench/${shape === "mixed" ? "results" : `results-${shape}`}.md (${seconds} s)`);
