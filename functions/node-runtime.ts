@@ -5,12 +5,12 @@
  */
 import { createHash, randomInt } from "node:crypto";
 import { open, stat } from "node:fs/promises";
-import { Duplex } from "node:stream";
 import { createGunzip } from "node:zlib";
 import initSqlJs from "sql.js";
 import type { FileAccess } from "../src/sources/file.js";
 import { jsonLogger, type Logger } from "../src/log.js";
 import { checkOnWorkerThread } from "./check-worker.js";
+import { duplexToWeb } from "./duplex-to-web.js";
 import { parallelGzip } from "./parallel-gzip.js";
 import type { ByteTransform, Runtime } from "../src/runtime.js";
 
@@ -27,10 +27,6 @@ export const nodeFiles: FileAccess = {
   allocate: (bytes) => new Uint8Array(new SharedArrayBuffer(bytes)),
 };
 
-function toWeb(duplex: Duplex): ByteTransform {
-  return Duplex.toWeb(duplex) as unknown as ByteTransform;
-}
-
 export function stderrLogger(secrets: readonly string[] = [], level = process.env.LOG_LEVEL): Logger {
   return jsonLogger({
     write: (line) => process.stderr.write(`${line}\n`),
@@ -44,7 +40,7 @@ export async function createNodeRuntime(logger: Logger): Promise<Runtime> {
   return {
     sqlite,
     gzip: (level) => parallelGzip(level),
-    gunzip: () => toWeb(createGunzip()),
+    gunzip: () => duplexToWeb(createGunzip()) as ByteTransform,
     sha256: () => {
       const h = createHash("sha256");
       return {
