@@ -24,13 +24,13 @@
 import { createReadStream } from "node:fs";
 import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { createServer } from "node:http";
-import { createServer as createTcpServer } from "node:net";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Miniflare } from "miniflare";
 import WebSocket from "ws";
 import { startEmbeddedS3 } from "../functions/embedded-s3.js";
+import { closedPort } from "../test/helpers/receiver.js";
 import { buildWorker, releaseWorkerBundles, bundleModules } from "../test/workers/worker-bundle.js";
 import { benchDatabase } from "./make-db.js";
 
@@ -62,14 +62,6 @@ interface Row {
   v8Idle: number;
   /** sql.js WebAssembly memory after the run (logged by the Worker). */
   wasmBytes: number;
-}
-
-async function freePort(): Promise<number> {
-  const server = createTcpServer();
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((r) => server.close(r));
-  return port;
 }
 
 interface HeapUsage {
@@ -170,7 +162,7 @@ try {
     let watched: number | undefined;
     let inspector: Awaited<ReturnType<typeof inspectWorker>> | undefined;
     let wasmBytes = 0;
-    const inspectorPort = await freePort();
+    const inspectorPort = await closedPort();
     const mf = new Miniflare({
       inspectorPort,
       ...bundleModules(bundle),
