@@ -55,10 +55,8 @@ interface Row {
   cpuMs: number;
   gzipBytes?: number;
   phases: string;
-  /** Peak of the isolate's JS heap in use + ArrayBuffer backing stores (inspector samples). */
-  v8Peak: number;
-  v8PeakHeap: number;
-  v8PeakBuffers: number;
+  /** The inspector sample with the most JS heap in use + ArrayBuffer backing stores. */
+  v8Peak: HeapUsage;
   v8Idle: number;
   /** sql.js WebAssembly memory after the run (logged by the Worker). */
   wasmBytes: number;
@@ -248,9 +246,7 @@ try {
         cpuMs: cpuAfter - cpuBefore,
         ...(body.gzipBytes !== undefined ? { gzipBytes: body.gzipBytes } : {}),
         phases: (await Promise.all(phases)).join(" → "),
-        v8Peak: v8Total(v8Peak),
-        v8PeakHeap: v8Peak.usedSize,
-        v8PeakBuffers: v8Peak.backingStorageSize ?? 0,
+        v8Peak,
         v8Idle,
         wasmBytes,
       });
@@ -283,9 +279,9 @@ const isolateLines = [
   "| DB (benchDatabase arg) | DB size | result | JS heap + ArrayBuffers, idle | peak (JS heap + ArrayBuffers) | sql.js WASM memory | isolate peak (sum) | isolate peak / 128 MB | isolate peak − DB |",
   "|---|---|---|---|---|---|---|---|---|",
   ...rows.map((r) => {
-    const isolate = r.v8Peak + r.wasmBytes;
+    const isolate = v8Total(r.v8Peak) + r.wasmBytes;
     const result = r.status === 201 ? "201" : `${r.status} ${r.code}`;
-    return `| ${r.asked} | ${(r.bytes / MiB).toFixed(1)} MiB | ${result} | ${mib(r.v8Idle)} | ${mib(r.v8Peak)} (${mib(r.v8PeakHeap)} + ${mib(r.v8PeakBuffers)}) | ${r.wasmBytes ? mib(r.wasmBytes) : "—"} | ${mib(isolate)} | ${(isolate / ISOLATE_LIMIT).toFixed(2)}× | ${mib(isolate - (r.status === 201 ? r.bytes : 0))} |`;
+    return `| ${r.asked} | ${(r.bytes / MiB).toFixed(1)} MiB | ${result} | ${mib(r.v8Idle)} | ${mib(v8Total(r.v8Peak))} (${mib(r.v8Peak.usedSize)} + ${mib(r.v8Peak.backingStorageSize ?? 0)}) | ${r.wasmBytes ? mib(r.wasmBytes) : "—"} | ${mib(isolate)} | ${(isolate / ISOLATE_LIMIT).toFixed(2)}× | ${mib(isolate - (r.status === 201 ? r.bytes : 0))} |`;
   }),
 ];
 const table = lines.join("\n");
