@@ -12,7 +12,7 @@ import { jsonLogger, type Logger } from "../src/log.js";
 import { checkOnWorkerThread } from "./check-worker.js";
 import { duplexToWeb } from "./duplex-to-web.js";
 import { parallelGzip } from "./parallel-gzip.js";
-import type { ByteTransform, Runtime } from "../src/runtime.js";
+import type { Runtime } from "../src/runtime.js";
 
 // The SDK warns on every start that its 2027 releases will need Node 22; this project pins
 // its SDK version, and a plain-text line would break the JSON-lines log on stderr.
@@ -40,7 +40,7 @@ export async function createNodeRuntime(logger: Logger): Promise<Runtime> {
   return {
     sqlite,
     gzip: (level) => parallelGzip(level),
-    gunzip: () => duplexToWeb(createGunzip()) as ByteTransform,
+    gunzip: () => duplexToWeb(createGunzip()),
     sha256: () => {
       const h = createHash("sha256");
       return {

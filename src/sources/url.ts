@@ -141,7 +141,6 @@ function announcedLength(headers: Headers): number | undefined {
   return Number.isSafeInteger(n) ? n : undefined;
 }
 
-
 /** Remove every secret the URL or headers could leak into a message (query values, userinfo, header values). */
 function scrubber(url: string, headers: Record<string, string>): (text: string) => string {
   // Trimmed too: fetch normalizes header values before quoting them in its errors.
