@@ -38,6 +38,7 @@ const levels = (process.env.BENCH_LEVELS ?? "1,6").split(",").map((s) => Number(
 if (!levels.length || levels.some((l) => !Number.isInteger(l) || l < 1 || l > 9)) fail(`BENCH_LEVELS must be GZIP levels 1…9 separated by commas, got "${process.env.BENCH_LEVELS}"`);
 const shape = (process.env.BENCH_SHAPE ?? "mixed") as Shape;
 if (!SHAPES.includes(shape)) fail(`BENCH_SHAPE must be one of ${SHAPES.join(", ")}, got "${process.env.BENCH_SHAPE}"`);
+const resultsFile = shape === "mixed" ? "results.md" : `results-${shape}.md`;
 const runs = Number(process.env.BENCH_RUNS ?? "1");
 if (!Number.isInteger(runs) || runs < 1 || runs > 9) fail(`BENCH_RUNS must be 1…9, got "${process.env.BENCH_RUNS}"`);
 
@@ -423,7 +424,7 @@ const loadAfter = loadavg();
 const fmtLoad = (l: number[]) => l.map((x) => x.toFixed(2)).join(" ");
 const stolen = stealShare(cpuBefore, await cpuTimes());
 await writeFile(
-  new URL(shape === "mixed" ? "./results.md" : `./results-${shape}.md`, import.meta.url),
+  new URL(`./${resultsFile}`, import.meta.url),
   `# Backup benchmark
 
 \`${command()}\` — ${started.toISOString()}, ${seconds} s in all.
@@ -458,4 +459,4 @@ How to read:
   median of three).
 `,
 );
-progress(`wrote bench/${shape === "mixed" ? "results" : `results-${shape}`}.md (${seconds} s)`);
+progress(`wrote bench/${resultsFile} (${seconds} s)`);
