@@ -6,14 +6,13 @@
  * (its WASM heap and page cache), not a copy of the database.
  */
 import { Worker } from "node:worker_threads";
-import type { CheckMode } from "../src/config.js";
 import { BackupError } from "../src/errors.js";
-import { CHECK_CACHE_PRAGMA, checkQueries, checkVerdict, unreadableImage, type ImageInfo } from "../src/sqlite/check.js";
+import { CHECK_CACHE_PRAGMA, checkQueries, checkVerdict, unreadableImage, type ImageInfo, type SqlCheckMode } from "../src/sqlite/check.js";
 
 const WORKER_URL = new URL("./check-worker-thread.mjs", import.meta.url);
 
 /** Undefined when the image is not in shared memory: then the caller checks it inline. */
-export function checkOnWorkerThread(image: Uint8Array, check: CheckMode, what: string): Promise<ImageInfo> | undefined {
+export function checkOnWorkerThread(image: Uint8Array, check: SqlCheckMode, what: string): Promise<ImageInfo> | undefined {
   if (!(image.buffer instanceof SharedArrayBuffer)) return undefined;
   const worker = new Worker(WORKER_URL, {
     workerData: { buffer: image.buffer, byteOffset: image.byteOffset, byteLength: image.byteLength, setup: CHECK_CACHE_PRAGMA, queries: checkQueries(check) },

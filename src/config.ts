@@ -30,7 +30,12 @@ export type SourceSpec =
   | { kind: "url"; url: string; headers: Record<string, string> }
   | { kind: "s3"; bucket: string; key: string };
 
-export type CheckMode = "none" | "quick" | "full";
+/**
+ * CHECK: `quick` and `full` are SQLite's own PRAGMA quick_check and integrity_check (sql.js opens
+ * the image); `structure` is SQLite's b-tree checks in TypeScript over the pages
+ * (src/sqlite/structure.ts), without opening the image in SQLite.
+ */
+export type CheckMode = "none" | "structure" | "quick" | "full";
 export type VerifyMode = "head" | "full";
 
 export interface S3Config {
@@ -187,7 +192,7 @@ const fields = {
   API_KEY: optional().refine((v) => v === undefined || v.length >= 16, "must be at least 16 characters when set"),
   LINK_TTL_SECONDS: integer(1, LINK_TTL_MAX_SECONDS, 900),
   GZIP_LEVEL: integer(1, 9, 6),
-  CHECK: oneOf(["none", "quick", "full"], "quick"),
+  CHECK: oneOf(["none", "structure", "quick", "full"], "quick"),
   SCHEDULE: withDefault("0 3 * * *")
     .refine((v) => {
       const fields = v.split(/\s+/);

@@ -3,9 +3,8 @@
  * pipeline runs on Node and Workers and tests can substitute a clock or a logger.
  */
 import type { SqlJsStatic } from "sql.js";
-import type { CheckMode } from "./config.js";
 import type { Logger } from "./log.js";
-import type { ImageInfo } from "./sqlite/check.js";
+import type { ImageInfo, SqlCheckMode } from "./sqlite/check.js";
 
 export interface Sha256 {
   update(data: Uint8Array): void;
@@ -29,9 +28,10 @@ export interface Runtime {
    * Check an image on another thread, reading it in place, so that compressing and uploading
    * need not wait (Node: a worker thread on a SharedArrayBuffer). Undefined when this runtime
    * cannot (Workers) or this image cannot be shared: the caller then checks it inline. The
-   * image must not change until the promise settles.
+   * image must not change until the promise settles. SQLite's checks only: CHECK=structure
+   * always runs inline (src/snapshot.ts).
    */
-  checkInBackground?(image: Uint8Array, check: CheckMode, what: string): Promise<ImageInfo> | undefined;
+  checkInBackground?(image: Uint8Array, check: SqlCheckMode, what: string): Promise<ImageInfo> | undefined;
   /**
    * Bytes of WebAssembly memory sql.js holds (it only grows). Workers count it against the
    * isolate's 128 MB beside the JS heap and the image, so the run logs it; undefined where

@@ -5,6 +5,8 @@
  * header, the SQLite version) is known without the check. So where the runtime can check on
  * another thread, the check runs beside compression and upload, and only the end of the
  * upload waits for its verdict (src/backup.ts); elsewhere it runs here, before anything else.
+ * CHECK=structure always runs here: TypeScript over the pages in one pass, without SQLite, it
+ * needs no thread of its own.
  */
 import type { CheckMode } from "./config.js";
 import { sha256Of } from "./compress.js";
@@ -38,7 +40,7 @@ export async function takeSnapshot(image: SourceImage, runtime: Pick<Runtime, "s
   const header = readHeader(bytes, origin);
   const fromWalMode = markRollbackJournal(bytes);
   // Started before hashing, so that the other thread checks while this one hashes.
-  const background = runtime.checkInBackground?.(bytes, check, origin);
+  const background = check === "structure" ? undefined : runtime.checkInBackground?.(bytes, check, origin);
   const checked = background ? background.then((info) => agreesWithHeader(info, header, origin)) : Promise.resolve(agreesWithHeader(checkImage(runtime.sqlite, bytes, check, origin), header, origin));
   // Observed here so that an early failure is never "unhandled"; the pipeline awaits it.
   checked.catch(() => undefined);

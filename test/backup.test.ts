@@ -17,7 +17,7 @@ import { jsonLogger } from "../src/log.js";
 import type { Runtime } from "../src/runtime.js";
 import { createSource } from "../src/sources/index.js";
 import { createS3Store, MIN_PART_SIZE } from "../src/store/s3.js";
-import { corruptIndexPage, dumpTables, integrityCheck, makeDatabase, sha256, sqliteCli, writeDatabase } from "./helpers/db.js";
+import { corruptIndexPage, corruptTableLeaf, dumpTables, integrityCheck, makeDatabase, quickCheck, sha256, sqliteCli, writeDatabase } from "./helpers/db.js";
 import { startTestStore, type TestStore } from "./helpers/s3.js";
 import { backupError } from "./helpers/errors.js";
 import { capturedLines } from "./helpers/log-capture.js";
@@ -115,6 +115,55 @@ describe("round trip", () => {
     expect(sha256(bytes)).toBe(manifest.sha256);
     expect(bytes.subarray(20)).toEqual(source.subarray(20));
     expect(await integrityCheck(bytes)).toBe("ok");
+  });
+});
+
+describe("CHECK=structure", () => {
+  const logsOf = (name: string) => logLines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.name === name);
+
+  it("backs up a sound database, checked inline before the upload, with the metadata SQLite gives", async () => {
+    const path = join(dir, "struct-good.db");
+    // A file source is read into shared memory: the check could go to a thread, and must not.
+    const source = await writeDatabase(path, { rows: 2000, targetBytes: 3 * MIN_PART_SIZE });
+    const env = { BACKUP_SOURCE: path, BACKUP_NAME: "struct-good", CHECK: "structure", VERIFY: "full" };
+    const manifest = await setup(env).runner.run();
+    const quick = await setup({ ...env, CHECK: "quick", BACKUP_NAME: "struct-good-q" }).runner.run();
+    expect({ pageSize: manifest.pageSize, pageCount: manifest.pageCount, sqliteVersion: manifest.sqliteVersion }).toEqual({
+      pageSize: quick.pageSize,
+      pageCount: quick.pageCount,
+      sqliteVersion: quick.sqliteVersion,
+    });
+    expect(manifest.pageCount).toBe(source.length / 4096);
+    expect(manifest.sha256).toBe(sha256(source));
+    const { bytes } = await downloadViaLink(env);
+    expect(sha256(bytes)).toBe(sha256(source));
+    expect(await integrityCheck(bytes)).toBe("ok");
+
+    const lines = logsOf("struct-good");
+    const msgs = lines.map((l) => l.msg);
+    expect(msgs).not.toContain("image read; checking it beside the upload");
+    expect(msgs.indexOf("image checked")).toBeGreaterThanOrEqual(0);
+    expect(msgs.indexOf("image checked")).toBeLessThan(msgs.indexOf("uploading"));
+    expect(lines.find((l) => l.msg === "image checked")).toMatchObject({ check: "structure", tables: 3, pageCount: source.length / 4096 });
+  });
+
+  it("refuses a database with a damaged table b-tree (SQLite's quick_check agrees): SQLITE_CORRUPT 422, nothing uploaded", async () => {
+    const path = join(dir, "struct-bad.db");
+    await writeDatabase(path, { rows: 20 });
+    const env = { BACKUP_SOURCE: path, BACKUP_NAME: "struct-bad", CHECK: "structure" };
+    const good = await setup(env).runner.run();
+    const bad = await corruptTableLeaf(await makeDatabase({ rows: 3000, targetBytes: 2 * MIN_PART_SIZE }));
+    expect(await quickCheck(bad)).not.toEqual(["ok"]);
+    await writeFile(path, bad);
+
+    const logged = logsOf("struct-bad").length;
+    const err = await backupError(setup(env).runner.run());
+    expect({ code: err.code, status: err.status }).toEqual({ code: "SQLITE_CORRUPT", status: 422 });
+    expect(err.message.startsWith(`file ${path} failed the structural check (CHECK=structure): `), err.message).toBe(true);
+    expect(err.message).toMatch(/\bpage \d+/i);
+    expect(await s3.keys("backups/struct-bad/")).toEqual([good.key]);
+    expect(await s3.uploads()).toEqual([]);
+    expect(logsOf("struct-bad").slice(logged).map((l) => l.msg)).not.toContain("uploading");
   });
 });
 

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cli } from "./helpers/cli.js";
-import { dumpTables, sha256, writeDatabase } from "./helpers/db.js";
+import { corruptTableLeaf, dumpTables, makeDatabase, quickCheck, sha256, writeDatabase } from "./helpers/db.js";
 import { startTestStore, type TestStore } from "./helpers/s3.js";
 
 let s3: TestStore;
@@ -65,6 +65,29 @@ describe("cli", () => {
     const sig = url.searchParams.get("X-Amz-Signature") ?? "";
     url.searchParams.set("X-Amz-Signature", `${sig[0] === "0" ? "1" : "0"}${sig.slice(1)}`);
     expect((await fetch(url)).status).toBe(403);
+  });
+
+  it("CHECK=structure backs up a sound database; a damaged one exits 1 with SQLITE_CORRUPT and nothing is uploaded", async () => {
+    const path = join(dir, "structure.db");
+    const source = await writeDatabase(path, { rows: 300, targetBytes: 300_000 });
+    const env = s3.env({ BACKUP_SOURCE: path, CHECK: "structure" });
+    const backup = await cli(["backup"], env);
+    expect(backup.code, backup.stderr).toBe(0);
+    const manifest = JSON.parse(backup.stdout) as { key: string; sha256: string; pageCount: number };
+    expect(manifest.sha256).toBe(sha256(source));
+    expect(manifest.pageCount).toBe(source.length / 4096);
+    expect(backup.stderr).toContain('"check":"structure"');
+
+    const bad = await corruptTableLeaf(await makeDatabase({ rows: 3000 }));
+    expect(await quickCheck(bad)).not.toEqual(["ok"]);
+    await writeFile(path, bad);
+    const refused = await cli(["backup"], env);
+    expect(refused.code).toBe(1);
+    expect(refused.stdout).toBe("");
+    expect(refused.stderr.trim().split("\n").pop()).toMatch(/^error \[SQLITE_CORRUPT\]: file .*structure\.db failed the structural check \(CHECK=structure\): .*\bpage \d+/i);
+    expect(refused.stderr).not.toMatch(/\n\s+at /);
+    expect(await s3.keys("backups/structure/")).toEqual([manifest.key]);
+    expect(await s3.uploads()).toEqual([]);
   });
 
   const errors: { label: string; args: string[]; env: (p: string) => Promise<Record<string, string>>; code: number; stderr: RegExp }[] = [

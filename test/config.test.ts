@@ -155,6 +155,9 @@ describe("parseConfig good values", () => {
     ["S3_TIMEOUT_SECONDS", "5", (c) => c.s3.timeoutMs, 5000],
     ["S3_TIMEOUT_SECONDS", "", (c) => c.s3.timeoutMs, 60_000],
     ["CHECK", "none", (c) => c.check, "none"],
+    ["CHECK", "structure", (c) => c.check, "structure"],
+    ["CHECK", " Structure ", (c) => c.check, "structure"],
+    ["CHECK", "quick", (c) => c.check, "quick"],
     ["CHECK", "full", (c) => c.check, "full"],
     ["CHECK", "FULL", (c) => c.check, "full"],
     ["VERIFY", "full", (c) => c.verify, "full"],
@@ -260,6 +263,7 @@ describe("parseConfig bad values", () => {
     ["S3_TIMEOUT_SECONDS", "1.5"],
     ["CHECK", "fast"],
     ["CHECK", "integrity"],
+    ["CHECK", "structural"],
     ["VERIFY", "x"],
     ["VERIFY", "none"],
     ["PORT", "0"],
@@ -335,7 +339,7 @@ describe("parseConfig bad values", () => {
     for (const variable of ["KEEP_DAILY", "KEEP_WEEKLY", "KEEP_MONTHLY"]) {
       expect(configError({ ...BASE, [variable]: "10001" }).message).toMatch(new RegExp(`${variable} [^;]*0[^;]*10000`));
     }
-    expect(configError({ ...BASE, CHECK: "fast" }).message).toMatch(/CHECK[^;]*none[^;]*quick[^;]*full/);
+    expect(configError({ ...BASE, CHECK: "fast" }).message).toContain('CHECK must be one of none, structure, quick, full (got "fast")');
   });
 
   it("rejects an endpoint without credentials, naming both key variables", () => {

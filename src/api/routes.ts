@@ -202,6 +202,9 @@ export const createBackupRoute = createRoute({
     ...AUTH_ERRORS,
     400: error("The source could not be backed up, or ?name= is missing (NAME_REQUIRED); the code says which."),
     404: error("No database of that name (UNKNOWN_NAME)."),
+    422: error(
+      "The source is not a sound SQLite database: NOT_SQLITE, SQLITE_TRUNCATED, or SQLITE_CORRUPT when it fails CHECK (structure: the b-tree checks over its pages; quick: PRAGMA quick_check; full: PRAGMA integrity_check). Nothing is uploaded.",
+    ),
     502: error("The store failed or could not be reached."),
   },
 });

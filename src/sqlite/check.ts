@@ -1,10 +1,12 @@
 /**
  * Open an image with sql.js (SQLite compiled to WASM) without copying it, run the
- * configured check and read the metadata that goes on the backup object.
+ * configured check and read the metadata that goes on the backup object. CHECK=structure
+ * does not open the image in SQLite: src/sqlite/structure.ts reads its pages instead.
  */
 import type { Database, SqlJsStatic } from "sql.js";
 import type { CheckMode } from "../config.js";
 import { BackupError } from "../errors.js";
+import { checkStructureOf } from "./structure.js";
 
 export interface ImageInfo {
   pageSize: number;
@@ -39,7 +41,10 @@ export function openImage(sqlite: SqlJsStatic, image: Uint8Array): Database {
   return db;
 }
 
-const CHECK_PRAGMA: Record<Exclude<CheckMode, "none">, string> = {
+/** The modes in which SQLite (sql.js) opens the image; `structure` reads the pages without it. */
+export type SqlCheckMode = Exclude<CheckMode, "structure">;
+
+const CHECK_PRAGMA: Record<Exclude<SqlCheckMode, "none">, string> = {
   quick: "PRAGMA quick_check(10)",
   full: "PRAGMA integrity_check(10)",
 };
@@ -48,7 +53,7 @@ const CHECK_PRAGMA: Record<Exclude<CheckMode, "none">, string> = {
  * The read-only queries a check runs, in the order checkVerdict reads their answers. Kept as
  * plain SQL so that another thread (functions/check-worker.ts) can run them on its own sql.js.
  */
-export function checkQueries(check: CheckMode): string[] {
+export function checkQueries(check: SqlCheckMode): string[] {
   return [
     // Reading the schema is the cheapest proof that SQLite can open the file at all.
     "SELECT count(*) FROM sqlite_schema WHERE type = 'table'",
@@ -70,7 +75,7 @@ export function runQueries(sqlite: SqlJsStatic, image: Uint8Array, queries: read
 }
 
 /** The answers to checkQueries(check) → the image's description, or SQLITE_CORRUPT with SQLite's own findings. */
-export function checkVerdict(answers: readonly unknown[][], check: CheckMode, what: string): ImageInfo {
+export function checkVerdict(answers: readonly unknown[][], check: SqlCheckMode, what: string): ImageInfo {
   const [tables, pageSize, pageCount, version, findingRows] = answers;
   if (check !== "none") {
     const findings = (findingRows ?? []).map(String);
@@ -90,8 +95,9 @@ export function unreadableImage(what: string, detail: string, cause?: unknown): 
   return new BackupError("SQLITE_CORRUPT", `SQLite cannot read ${what}: ${detail}`, 422, { cause });
 }
 
-/** Check and describe an image. Throws SQLITE_CORRUPT with SQLite's own findings. */
+/** Check and describe an image. Throws SQLITE_CORRUPT with SQLite's own findings (or the structural check's). */
 export function checkImage(sqlite: SqlJsStatic, image: Uint8Array, check: CheckMode, what: string): ImageInfo {
+  if (check === "structure") return checkStructure(sqlite, image, what);
   let answers: unknown[][];
   try {
     answers = runQueries(sqlite, image, checkQueries(check));
@@ -99,6 +105,20 @@ export function checkImage(sqlite: SqlJsStatic, image: Uint8Array, check: CheckM
     throw unreadableImage(what, err instanceof Error ? err.message : String(err), err);
   }
   return checkVerdict(answers, check, what);
+}
+
+/**
+ * CHECK=structure: SQLite's b-tree checks over the image's pages in TypeScript
+ * (src/sqlite/structure.ts), in memory of a few bytes per page. The image is never opened in
+ * sql.js; the SQLite version is the library's (asked once, of an empty database). The page
+ * size and count are the checker's, so the snapshot still compares them with the header.
+ */
+export function checkStructure(sqlite: SqlJsStatic, image: Uint8Array, what: string): ImageInfo {
+  const { findings, pageSize, pageCount, tables } = checkStructureOf(image);
+  if (findings.length > 0) {
+    throw new BackupError("SQLITE_CORRUPT", `${what} failed the structural check (CHECK=structure): ${findings.slice(0, 3).join("; ")}`, 422);
+  }
+  return { pageSize, pageCount, sqliteVersion: sqliteVersionOf(sqlite), tables };
 }
 
 const versions = new WeakMap<SqlJsStatic, string>();

@@ -2,10 +2,11 @@
  * The HTTP API against a real service: real SQLite files, real S3 (in-process s3rver or
  * S3_TEST_*), downloads through the returned links with plain fetch.
  */
+import { writeFile } from "node:fs/promises";
 import { gunzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Manifest } from "../../src/backup.js";
-import { dumpTables, sha256 } from "../helpers/db.js";
+import { corruptTableLeaf, dumpTables, makeDatabase, quickCheck, sha256 } from "../helpers/db.js";
 import { expectErrorShape, Harness, type Wired } from "./harness.js";
 import { DOT_SEGMENTS, HOSTILE_FILE_SEGMENTS, VALID_FILE } from "../helpers/api-cases.js";
 
@@ -91,6 +92,30 @@ describe("POST /backups and the link routes", () => {
     expect(a.status).toBe(200);
     expect(a.json).toMatchObject({ name: "round", running: false, nextRun: null, lastRun: { ok: true, key: manifest.key, bytes: manifest.bytes } });
     expect(a.json.runningSince).toBeUndefined();
+  });
+});
+
+describe("CHECK=structure", () => {
+  it("POST /backups → 201 for a sound database; 422 SQLITE_CORRUPT for a damaged one, nothing uploaded", async () => {
+    const w = await h.wire("structure", { db: { rows: 300, targetBytes: 512 * 1024 }, env: { CHECK: "structure" } });
+    const a = await h.call(w.app, "/backups", { method: "POST", ...h.bearer() });
+    expect(a.status, a.text).toBe(201);
+    const manifest = a.json as Manifest;
+    expect(manifest.sha256).toBe(sha256(w.source));
+    expect(manifest.pageCount).toBe(w.source.length / 4096);
+    const link = await h.call(w.app, "/backups/latest/link", h.bearer());
+    expect(sha256(await download(link.json.url as string))).toBe(sha256(w.source));
+
+    const bad = await corruptTableLeaf(await makeDatabase({ rows: 3000 }));
+    expect(await quickCheck(bad)).not.toEqual(["ok"]);
+    await writeFile(w.dbPath, bad);
+    const refused = await h.call(w.app, "/backups", { method: "POST", ...h.bearer() });
+    expectErrorShape(refused, 422, "SQLITE_CORRUPT");
+    expect(refused.json.error.message).toMatch(/ failed the structural check \(CHECK=structure\): .*\bpage \d+/i);
+    expect(await h.s3.keys("backups/structure/")).toEqual([manifest.key]);
+    expect(await h.s3.uploads("backups/structure/")).toEqual([]);
+    const status = await h.call(w.app, "/status", h.bearer());
+    expect(status.json.lastRun).toMatchObject({ ok: false, error: { code: "SQLITE_CORRUPT" } });
   });
 });
 

@@ -56,7 +56,8 @@ describe("GET /openapi.json", () => {
 
   it("documents the responses the routes give", () => {
     const post = doc.paths["/backups"].post;
-    expect(Object.keys(post.responses)).toEqual(expect.arrayContaining(["201", "409", "401", "403", "413"]));
+    expect(Object.keys(post.responses)).toEqual(expect.arrayContaining(["201", "409", "401", "403", "413", "422"]));
+    expect(post.responses["422"].description).toMatch(/SQLITE_CORRUPT.*CHECK.*structure/);
     expect(post.responses["201"].content["application/json"].schema).toEqual({ $ref: "#/components/schemas/Manifest" });
     for (const path of ["/backups/latest/link", "/backups/{file}/link"]) {
       const get = doc.paths[path].get;

@@ -110,3 +110,37 @@ export async function corruptIndexPage(bytes: Uint8Array, pageSize = 4096): Prom
   out.set([0x0a, 0x00, 0x00, 0xff, 0xff, 0xff, 0xf0, 0x00], (root - 1) * pageSize);
   return out;
 }
+
+/** SQLite's own `PRAGMA quick_check(10)` of an image (sql.js): ["ok"] when it finds nothing wrong. */
+export async function quickCheck(bytes: Uint8Array): Promise<string[]> {
+  const SQL = await sqlJs();
+  const db = new SQL.Database(bytes);
+  try {
+    return (db.exec("PRAGMA quick_check(10)")[0]?.values ?? []).map((row) => String(row[0]));
+  } finally {
+    db.close();
+  }
+}
+
+/**
+ * A copy of `bytes` with a b-tree page of `table` damaged where SQLite's b-tree checks look: the
+ * first cell pointer of the table's rightmost leaf points into the page's own header (offset 4).
+ * SQLite's quick_check reports it ("Tree 4 page 118 cell 0: Offset 4 out of range …").
+ */
+export async function corruptTableLeaf(bytes: Uint8Array, table = "events"): Promise<Uint8Array> {
+  const SQL = await sqlJs();
+  const db = new SQL.Database(bytes);
+  const root = Number(db.exec("SELECT rootpage FROM sqlite_schema WHERE type = 'table' AND name = ?", [table])[0]?.values[0]?.[0]);
+  db.close();
+  const out = bytes.slice();
+  const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
+  const pageSize = view.getUint16(16) === 1 ? 65_536 : view.getUint16(16);
+  let page = root;
+  // Interior table pages (type 5) name their rightmost child at header offset 8.
+  while (out[(page - 1) * pageSize] === 0x05) page = view.getUint32((page - 1) * pageSize + 8);
+  const at = (page - 1) * pageSize;
+  if (page === 1 || out[at] !== 0x0d || view.getUint16(at + 3) === 0) throw new Error(`${table}'s rightmost page ${page} is not a table leaf with cells`);
+  // A leaf's header is 8 bytes; the cell pointer array follows it.
+  view.setUint16(at + 8, 4);
+  return out;
+}
