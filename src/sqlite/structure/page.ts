@@ -69,16 +69,11 @@ export function parseBtreePage(d: Uint8Array, pgno: number, l: Layout, t: PageTa
   t.badFrom[pgno] = NEVER;
   const nCell = u16(d, hdr + 3);
   t.c[pgno] = nCell;
+  // The first problem found; written with the kind at the end (no closure: this runs per page).
   let problem = 0;
-  const note = (p: number): void => {
-    if (problem === 0) problem = p;
-  };
-  const finish = (): void => {
-    t.kind[pgno] = kind | (problem << PROBLEM_SHIFT);
-  };
 
   // btreeInitPage
-  if (nCell > l.maxCells) return note(PROBLEM_INIT), finish();
+  if (nCell > l.maxCells) return setKind(t, pgno, kind, PROBLEM_INIT);
   // btreeComputeFreeSpace
   const childPtrSize = leaf ? 0 : 4;
   const top = u16(d, hdr + 5) || 65536;
@@ -86,19 +81,19 @@ export function parseBtreePage(d: Uint8Array, pgno: number, l: Layout, t: PageTa
   let pc = u16(d, hdr + 1);
   let nFree = d[hdr + 7]! + top;
   if (pc > 0) {
-    if (pc < top) return note(PROBLEM_FREE_SPACE), finish();
+    if (pc < top) return setKind(t, pgno, kind, PROBLEM_FREE_SPACE);
     let next: number, size: number;
     for (;;) {
-      if (pc > usable - 4) return note(PROBLEM_FREE_SPACE), finish();
+      if (pc > usable - 4) return setKind(t, pgno, kind, PROBLEM_FREE_SPACE);
       next = u16(d, pc);
       size = u16(d, pc + 2);
       nFree += size;
       if (next <= pc + size + 3) break;
       pc = next;
     }
-    if (next > 0 || pc + size > usable) return note(PROBLEM_FREE_SPACE), finish();
+    if (next > 0 || pc + size > usable) return setKind(t, pgno, kind, PROBLEM_FREE_SPACE);
   }
-  if (nFree > usable || nFree < cellFirst) return note(PROBLEM_FREE_SPACE), finish();
+  if (nFree > usable || nFree < cellFirst) return setKind(t, pgno, kind, PROBLEM_FREE_SPACE);
 
   // checkTreePage's cell loop (in cell order here; the keys are compared in order below)
   const maxLocal = intKey ? l.maxLeaf : l.maxLocal;
@@ -120,7 +115,7 @@ export function parseBtreePage(d: Uint8Array, pgno: number, l: Layout, t: PageTa
     let payload = 0;
     let local = 0;
     if (at < top || at > usable - 4) {
-      note(PROBLEM_OFFSET);
+      problem ||= PROBLEM_OFFSET;
       size = -1;
     } else if (type === TABLE_INTERIOR) {
       let p = at + 4;
@@ -129,11 +124,20 @@ export function parseBtreePage(d: Uint8Array, pgno: number, l: Layout, t: PageTa
       size = p - at;
       key = varint64(d, at + 4);
     } else {
-      payload = payloadVarint(d, at + childPtrSize);
-      payloadAt = varintEnd;
-      if (intKey) {
-        key = varint64(d, payloadAt);
+      payloadAt = at + childPtrSize;
+      payload = d[payloadAt]!;
+      if (payload < 0x80) payloadAt++;
+      else {
+        payload = payloadVarint(d, payloadAt);
         payloadAt = varintEnd;
+      }
+      if (intKey) {
+        key = d[payloadAt]!;
+        if (key < 0x80) payloadAt++;
+        else {
+          key = varint64(d, payloadAt);
+          payloadAt = varintEnd;
+        }
       }
       if (payload <= maxLocal) {
         local = payload;
@@ -144,7 +148,7 @@ export function parseBtreePage(d: Uint8Array, pgno: number, l: Layout, t: PageTa
         size = payloadAt - at + local + 4;
       }
       if (at + size > usable) {
-        note(PROBLEM_EXTENDS);
+        problem ||= PROBLEM_EXTENDS;
         size = -1;
       }
     }
@@ -164,7 +168,7 @@ export function parseBtreePage(d: Uint8Array, pgno: number, l: Layout, t: PageTa
     }
     if (intKey) {
       if (leaf) {
-        if (keyed > 0 && !(key > lastKey)) note(PROBLEM_ROWID);
+        if (keyed > 0 && !(key > lastKey)) problem ||= PROBLEM_ROWID;
         if (keyed === 0) firstKey = key;
         lastKey = key;
         keyed++;
@@ -195,7 +199,7 @@ export function parseBtreePage(d: Uint8Array, pgno: number, l: Layout, t: PageTa
     for (let i = 0; i < n; i++) {
       const x = sorted[i]!;
       if ((prev & 0xffff) >= x >>> 16) {
-        note(PROBLEM_OVERLAP);
+        problem ||= PROBLEM_OVERLAP;
         overlap = true;
         break;
       }
@@ -204,8 +208,12 @@ export function parseBtreePage(d: Uint8Array, pgno: number, l: Layout, t: PageTa
     }
     if (!overlap) {
       frag += usable - (prev & 0xffff) - 1;
-      if (frag !== d[hdr + 7]) note(PROBLEM_FRAG);
+      if (frag !== d[hdr + 7]) problem ||= PROBLEM_FRAG;
     }
   }
-  finish();
+  setKind(t, pgno, kind, problem);
+}
+
+function setKind(t: PageTable, pgno: number, kind: number, problem: number): void {
+  t.kind[pgno] = kind | (problem << PROBLEM_SHIFT);
 }

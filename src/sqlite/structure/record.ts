@@ -18,18 +18,26 @@ import { serialTypeLength, varint32, varintEnd } from "./format.js";
  * once corrupt for m, corrupt for every larger m: one number per record says it all.
  */
 export function malformedFrom(page: Uint8Array, at: number, local: number, payload: number): number {
-  const headerSize = varint32(page, at);
+  let headerSize = page[at]!;
+  let p = at + 1;
+  if (headerSize >= 0x80) {
+    headerSize = varint32(page, at);
+    p = varintEnd;
+  }
   if (headerSize === 0) return NEVER; // SQLite reads such a record as having no columns
   if (headerSize > 98307 || headerSize > payload) return 0;
   if (headerSize > local) return NEVER;
   const end = at + headerSize;
-  let p = varintEnd;
   let sum = headerSize;
   let field = 0;
   for (;;) {
-    const t = varint32(page, p);
-    p = varintEnd;
-    sum += serialTypeLength(t);
+    let t = page[p]!;
+    if (t < 0x80) p++;
+    else {
+      t = varint32(page, p);
+      p = varintEnd;
+    }
+    sum += t >= 12 ? (t - 12) >>> 1 : serialTypeLength(t);
     field++;
     if (p >= end) return p > end || sum !== payload ? Math.min(field - 1, NEVER) : NEVER;
     if (sum > payload) return Math.min(field - 1, NEVER);
