@@ -47,6 +47,13 @@ export function consoleLogger(secrets: readonly string[]): Logger {
   return jsonLogger({ write: (line, level) => (level === "error" ? console.error(line) : console.log(line)), secrets });
 }
 
+/**
+ * CHECK=auto on Workers: quick_check needs the image in the isolate's 128 MB beside sql.js's
+ * WebAssembly memory (which grows with it); above this the backup streams with the
+ * structural check, whose memory does not depend on the database's size.
+ */
+export const WORKER_QUICK_CHECK_MAX_BYTES = 16 * 1024 * 1024;
+
 export async function createWorkerRuntime(logger: Logger): Promise<Runtime> {
   return {
     sqlite: await loadSqlite(),
@@ -58,5 +65,6 @@ export async function createWorkerRuntime(logger: Logger): Promise<Runtime> {
     random: () => crypto.getRandomValues(new Uint32Array(1))[0]! / 2 ** 32,
     logger,
     ...(wasmMemory ? { wasmMemoryBytes: () => wasmMemory!.buffer.byteLength } : {}),
+    quickCheckMaxBytes: WORKER_QUICK_CHECK_MAX_BYTES,
   };
 }

@@ -3,7 +3,7 @@
  * Prune runs only after a verified upload; a failure anywhere before it leaves every
  * earlier backup in place and nothing under the failed run's key.
  */
-import type { Config } from "./config.js";
+import type { CheckMode, Config } from "./config.js";
 import { countBytes, endAfter, gzipImage } from "./compress.js";
 import { listBackups } from "./catalog.js";
 import { encryptStream, type Decryption } from "./encrypt.js";
@@ -13,7 +13,10 @@ import { throttle } from "./log.js";
 import { keptByRule, planRetention } from "./retention.js";
 import type { Runtime } from "./runtime.js";
 import { takeSnapshot, type Snapshot } from "./snapshot.js";
-import type { Source, SourceImage } from "./sources/source.js";
+import { inspectImage, type StreamFacts } from "./inspect-stream.js";
+import { sqliteVersionOf } from "./sqlite/check.js";
+import { keptChanging, retryDelayMs } from "./sources/file.js";
+import { SourceChanged, type Source, type SourceImage, type SourceStream } from "./sources/source.js";
 import type { BackupStore } from "./store/store.js";
 import { BACKUP_FORMAT, ENCRYPTED_BACKUP_FORMAT, verifyContent, verifyHead, type Expected } from "./verify.js";
 
@@ -54,7 +57,12 @@ export interface RunOptions {
 }
 
 export interface BackupDeps {
-  config: Pick<Config, "name" | "s3" | "maxCount" | "keep" | "skipUnchanged" | "gzipLevel" | "check" | "verify" | "maxBytes" | "ageRecipients">;
+  config: Pick<Config, "name" | "s3" | "maxCount" | "keep" | "skipUnchanged" | "gzipLevel" | "check" | "verify" | "maxBytes" | "ageRecipients"> & {
+    /** READ_ATTEMPTS: streamed reads of a source that changed under the read, before giving up. */
+    readAttempts?: number;
+  };
+  /** Waits between streamed read attempts; tests pass a fake. */
+  sleep?: (ms: number) => Promise<void>;
   runtime: Runtime;
   store: BackupStore;
   source: Source;
@@ -80,6 +88,26 @@ export function objectMetadata(s: Snapshot, encrypted = false): Record<string, s
   };
 }
 
+/** The same metadata for a streamed image, known only once its last byte has passed. */
+export function streamedMetadata(f: StreamFacts, sqliteVersion: string, encrypted: boolean): Record<string, string> {
+  return {
+    sha256: f.sha256,
+    bytes: String(f.bytes),
+    "page-size": String(f.pageSize),
+    "page-count": String(f.pageCount),
+    "sqlite-version": sqliteVersion,
+    format: encrypted ? ENCRYPTED_BACKUP_FORMAT : BACKUP_FORMAT,
+  };
+}
+
+/**
+ * A streamed backup is uploaded here first and copied to its key with its final metadata
+ * (the sha256 is known only at the end); the key never holds anything but a finished
+ * backup. Not a backup key (parseKey rejects it), so retention never counts it; a run that
+ * died between upload and copy leaves one, removed by a later run (abortStaleUploads).
+ */
+export const PARTIAL_SUFFIX = ".partial";
+
 /** A backup runner; keeps its key factory so keys stay unique across runs in one process. */
 export function createBackupRunner(deps: BackupDeps): { run(options?: RunOptions): Promise<Manifest> } {
   const { config, runtime } = deps;
@@ -96,10 +124,39 @@ async function runBackup(deps: BackupDeps, target: BackupKey, options: RunOption
   log.info("backup started", { source: source.origin, store: store.description });
 
   try {
+    const check = await chooseCheck(deps);
+    if (check.mode === "structure" || check.mode === "none") return await streamedBackup(deps, target, options, check.mode, started, log);
+    return await inMemoryBackup(deps, target, options, check.mode, started, log);
+  } catch (err) {
+    const error = asBackupError(err);
+    log.error("backup failed", { code: error.code, error: error.message, durationMs: elapsed() });
+    throw error;
+  }
+}
+
+/**
+ * CHECK → how this run checks: SQLite's own checks need the image in memory, the structural
+ * check (and none) stream it. `auto` takes quick_check when the source's size is known up
+ * front (a file) and fits Runtime.quickCheckMaxBytes, else streams with the structural check.
+ */
+async function chooseCheck(deps: BackupDeps): Promise<{ mode: CheckMode }> {
+  const setting = deps.config.check;
+  if (setting !== "auto") return { mode: setting };
+  const size = await deps.source.size?.();
+  return { mode: size !== undefined && size <= deps.runtime.quickCheckMaxBytes ? "quick" : "structure" };
+}
+
+type Log = ReturnType<BackupDeps["runtime"]["logger"]["child"]>;
+
+async function inMemoryBackup(deps: BackupDeps, target: BackupKey, options: RunOptions, check: CheckMode, started: Date, log: Log, opened?: SourceImage): Promise<Manifest> {
+  const { config, runtime, store, source } = deps;
+  const elapsed = () => runtime.now().getTime() - started.getTime();
+  const clock = () => runtime.now().getTime();
+  {
     const reportRead = throttle<[number, number | undefined]>(PROGRESS_INTERVAL_MS, clock, ([read, total]) =>
       log.info("reading source", { bytesRead: read, totalBytes: total }),
     );
-    const image = await source.read({
+    const image = opened ?? await source.read({
       maxBytes: config.maxBytes,
       onProgress: (read, total) => reportRead([read, total], read === total),
       onRetry: ({ attempt, attempts, reason, delayMs }) => log.warn("source changed during the read; reading again", { attempt, attempts, reason, delayMs }),
@@ -110,12 +167,12 @@ async function runBackup(deps: BackupDeps, target: BackupKey, options: RunOption
       else log.info("WAL applied", wal);
     }
 
-    const snapshot = await takeSnapshot(image, runtime, config.check);
+    const snapshot = await takeSnapshot(image, runtime, check);
     const described = {
       bytes: snapshot.bytes.length,
       pageSize: snapshot.pageSize,
       pageCount: snapshot.pageCount,
-      check: config.check,
+      check,
       sha256: snapshot.sha256,
       ...(snapshot.fromWalMode ? { note: "WAL-mode header marked rollback-journal in the image" } : {}),
     };
@@ -190,33 +247,186 @@ async function runBackup(deps: BackupDeps, target: BackupKey, options: RunOption
     );
     log.info("verified", { verify: config.verify });
 
-    const leaseLost = options.leaseHeld && !options.leaseHeld();
-    const { pruned, pruneError } = leaseLost
-      ? { pruned: [], pruneError: "not pruned: the cross-instance lease was lost during the run (another instance may be pruning)" }
-      : await prune(deps, target.key);
-    const abortedUploads = await abortStaleUploads(deps);
-    const manifest: Manifest = {
-      ...manifestOf(snapshot, image),
-      key: target.key,
-      file: target.file,
-      name: config.name,
-      gzipBytes,
-      encrypted: target.encrypted,
-      startedAt: started.toISOString(),
-      durationMs: elapsed(),
-      verified: config.verify,
-      pruned,
-      ...(pruneError ? { pruneError } : {}),
-      abortedUploads,
-    };
-    const wasmMemoryBytes = runtime.wasmMemoryBytes?.();
-    log.info("backup finished", { bytes: manifest.bytes, gzipBytes, durationMs: manifest.durationMs, pruned: pruned.length, ...(wasmMemoryBytes ? { wasmMemoryBytes } : {}) });
-    return manifest;
-  } catch (err) {
-    const error = asBackupError(err);
-    log.error("backup failed", { code: error.code, error: error.message, durationMs: elapsed() });
-    throw error;
+    return finish(deps, target, options, started, log, { ...manifestOf(snapshot, image), gzipBytes });
   }
+}
+
+/**
+ * The streamed pipeline: source → hash + structural check → gzip → (age) → multipart upload
+ * to `<key>.partial`, with backpressure from the upload back to the source, so memory is the
+ * parts and compression blocks in flight, never the database. The image's stream ends only
+ * after its verdict (src/inspect-stream.ts): a damaged image, a wrong length or a source
+ * that changed under the read aborts the upload. A finished upload is copied to its key with
+ * the final metadata (sha256 included), then verified like any backup.
+ */
+async function streamedBackup(deps: BackupDeps, target: BackupKey, options: RunOptions, check: Extract<CheckMode, "structure" | "none">, started: Date, log: Log): Promise<Manifest> {
+  const { config, runtime, store, source } = deps;
+  const elapsed = () => runtime.now().getTime() - started.getTime();
+  const clock = () => runtime.now().getTime();
+  const attempts = Math.max(1, config.readAttempts ?? 5);
+  const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
+  const partialKey = target.key + PARTIAL_SUFFIX;
+  const contentType = target.encrypted ? "application/octet-stream" : "application/gzip";
+  const contentDisposition = `attachment; filename="${target.file}"`;
+
+  let attempt = 1;
+  let facts: StreamFacts;
+  let gzipBytes = 0;
+  let storedBytes = 0;
+  let sealed: Awaited<ReturnType<typeof encryptStream>> | undefined;
+  for (;; attempt++) {
+    let opened: SourceStream;
+    try {
+      opened = await source.open({ maxBytes: config.maxBytes });
+    } catch (err) {
+      if (err instanceof SourceChanged && attempt < attempts) {
+        await retryAfter(err, attempt);
+        continue;
+      }
+      throw err instanceof SourceChanged ? keptChanging(source.origin, err, attempts, elapsed()) : err;
+    }
+    if (config.check === "auto" && opened.bytes !== undefined && opened.bytes <= runtime.quickCheckMaxBytes && !source.size) {
+      // Small enough for SQLite's own check, and known only now (Content-Length).
+      const image = await collect(opened, source.origin, config.maxBytes);
+      return inMemoryBackup(deps, target, options, "quick", started, log, image);
+    }
+    log.info("streaming the image", { check, ...(opened.bytes !== undefined ? { bytes: opened.bytes } : {}), attempt });
+    let read = 0;
+    let uploaded = 0;
+    const report = throttle<void>(PROGRESS_INTERVAL_MS, clock, () =>
+      log.info("streaming", { bytesRead: read, totalBytes: opened.bytes, compressedBytes: gzipBytes, uploadedBytes: uploaded }),
+    );
+    const inspected = inspectImage({
+      check,
+      origin: source.origin,
+      maxBytes: config.maxBytes,
+      sha256: runtime.sha256(),
+      settled: opened.settled,
+      onProgress: (n) => {
+        read = n;
+        report();
+      },
+    });
+    gzipBytes = 0;
+    const gzip = opened.stream
+      .pipeThrough(inspected.transform)
+      .pipeThrough(runtime.gzip(config.gzipLevel))
+      .pipeThrough(countBytes((n) => (gzipBytes = n)));
+    sealed = target.encrypted ? await encryptStream(gzip, config.ageRecipients!) : undefined;
+    const body = (sealed?.stream ?? gzip).pipeThrough(countBytes((n) => (storedBytes = n)));
+    try {
+      await store.upload(partialKey, body, {
+        metadata: { format: target.encrypted ? ENCRYPTED_BACKUP_FORMAT : BACKUP_FORMAT },
+        contentType,
+        contentDisposition,
+        onProgress: (n) => {
+          uploaded = n;
+          report();
+        },
+      });
+      facts = await inspected.facts;
+      break;
+    } catch (err) {
+      // The image's own failure (damaged, changed, too large) is why the upload stopped: report it.
+      const cause = await inspected.facts.then(() => err, (e: unknown) => e);
+      if (cause instanceof SourceChanged && attempt < attempts) {
+        await retryAfter(cause, attempt);
+        continue;
+      }
+      throw cause instanceof SourceChanged ? keptChanging(source.origin, cause, attempts, elapsed()) : cause;
+    }
+  }
+  log.info("image checked", { bytes: facts.bytes, pageSize: facts.pageSize, pageCount: facts.pageCount, check, ...(facts.tables !== undefined ? { tables: facts.tables } : {}), sha256: facts.sha256, compressedBytes: gzipBytes, ...(facts.fromWalMode ? { note: "WAL-mode header marked rollback-journal in the image" } : {}) });
+  if (facts.wal) {
+    const { ignoredBecause, ...wal } = facts.wal;
+    if (ignoredBecause) log.warn("WAL file ignored, as SQLite ignores it", { reason: ignoredBecause, walBytes: wal.bytes });
+    else log.info("WAL applied", wal);
+  }
+
+  const metadata = streamedMetadata(facts, sqliteVersionOf(runtime.sqlite), target.encrypted);
+  const described = { bytes: facts.bytes, sha256: facts.sha256, pageSize: facts.pageSize, pageCount: facts.pageCount, sqliteVersion: metadata["sqlite-version"]!, readAttempts: attempt, walFrames: facts.wal?.committedFrames ?? 0 };
+  if (config.skipUnchanged) {
+    const same = await newestIfSame(deps, metadata);
+    if (same) {
+      await store.delete([partialKey]);
+      log.info("unchanged since the newest backup: nothing kept, nothing pruned", { newest: same.key, sha256: facts.sha256 });
+      return { ...described, key: same.key, file: same.file, name: config.name, gzipBytes: same.size, encrypted: target.encrypted, startedAt: started.toISOString(), durationMs: elapsed(), verified: config.verify, pruned: [], abortedUploads: [], unchanged: true };
+    }
+  }
+  try {
+    await store.copy(partialKey, target.key, storedBytes, { metadata, contentType, contentDisposition });
+  } catch (err) {
+    // Whatever the copy left is not a backup.
+    await store.delete([target.key, partialKey]).catch(() => undefined);
+    throw new BackupError("UPLOAD_FAILED", `${target.key}: the upload finished but giving it its metadata failed: ${asBackupError(err).message}`, 502, { cause: err });
+  }
+  await store.delete([partialKey]).catch(() => undefined);
+  log.info("uploaded", { compressedBytes: gzipBytes, ...(sealed ? { encryptedBytes: storedBytes } : {}) });
+
+  await verifyUpload(
+    deps,
+    target.key,
+    { sha256: facts.sha256, bytes: facts.bytes, storedBytes, format: metadata.format! },
+    sealed ? { fileKey: sealed.fileKey, recipients: config.ageRecipients!.length } : undefined,
+  );
+  log.info("verified", { verify: config.verify });
+  return finish(deps, target, options, started, log, { ...described, gzipBytes });
+
+  async function retryAfter(err: SourceChanged, attempt: number): Promise<void> {
+    const delayMs = retryDelayMs(attempt, runtime.random);
+    log.warn("source changed during the read; reading again", { attempt, attempts, reason: err.reason, delayMs });
+    await sleep(delayMs);
+  }
+}
+
+/** Prune, clean up, and the manifest: the end of every run that stored a new backup. */
+async function finish(
+  deps: BackupDeps,
+  target: BackupKey,
+  options: RunOptions,
+  started: Date,
+  log: Log,
+  described: Pick<Manifest, "bytes" | "sha256" | "pageSize" | "pageCount" | "sqliteVersion" | "readAttempts" | "walFrames" | "gzipBytes">,
+): Promise<Manifest> {
+  const { config, runtime } = deps;
+  const leaseLost = options.leaseHeld && !options.leaseHeld();
+  const { pruned, pruneError } = leaseLost
+    ? { pruned: [], pruneError: "not pruned: the cross-instance lease was lost during the run (another instance may be pruning)" }
+    : await prune(deps, target.key);
+  const abortedUploads = await abortStaleUploads(deps);
+  const manifest: Manifest = {
+    ...described,
+    key: target.key,
+    file: target.file,
+    name: config.name,
+    encrypted: target.encrypted,
+    startedAt: started.toISOString(),
+    durationMs: runtime.now().getTime() - started.getTime(),
+    verified: config.verify,
+    pruned,
+    ...(pruneError ? { pruneError } : {}),
+    abortedUploads,
+  };
+  const wasmMemoryBytes = runtime.wasmMemoryBytes?.();
+  log.info("backup finished", { bytes: manifest.bytes, gzipBytes: manifest.gzipBytes, durationMs: manifest.durationMs, pruned: pruned.length, ...(wasmMemoryBytes ? { wasmMemoryBytes } : {}) });
+  return manifest;
+}
+
+/** A stream of known, small size, into memory (CHECK=auto's quick_check for sources whose size only the response tells). */
+async function collect(opened: SourceStream, origin: string, maxBytes: number): Promise<SourceImage> {
+  const bytes = new Uint8Array(opened.bytes!);
+  let at = 0;
+  const reader = opened.stream.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    if (at + value.byteLength > bytes.length) throw new BackupError("SOURCE_UNREADABLE", `${origin} sent more bytes than announced.`, 502);
+    bytes.set(value, at);
+    at += value.byteLength;
+    if (at > maxBytes) throw new BackupError("SOURCE_TOO_LARGE", `${origin} is more than MAX_BYTES (${maxBytes}) bytes.`, 413);
+  }
+  const { wal } = await opened.settled();
+  return { bytes: bytes.subarray(0, at), origin, ...(wal ? { wal } : {}) };
 }
 
 function manifestOf(snapshot: Snapshot, image: SourceImage) {
@@ -297,6 +507,15 @@ async function abortStaleUploads(deps: BackupDeps): Promise<string[]> {
     for (const u of uploads.filter((x) => parseKey(config.s3.prefix, config.name, x.key) && x.initiated.getTime() < cutoff)) {
       await store.abortUpload(u);
       aborted.push(u.key);
+    }
+    // Streamed uploads whose run died before the copy to their key (PARTIAL_SUFFIX).
+    const folder = backupFolder(config.s3.prefix, config.name);
+    const partials = (await store.list(folder)).filter(
+      (o) => o.key.endsWith(PARTIAL_SUFFIX) && parseKey(config.s3.prefix, config.name, o.key.slice(0, -PARTIAL_SUFFIX.length)) && o.lastModified.getTime() < cutoff,
+    );
+    if (partials.length) {
+      const removed = await store.delete(partials.map((o) => o.key));
+      aborted.push(...removed.deleted);
     }
     if (aborted.length) runtime.logger.warn("aborted stale multipart uploads of earlier failed runs", { name: config.name, keys: aborted });
   } catch (err) {

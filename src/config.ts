@@ -36,6 +36,12 @@ export type SourceSpec =
  * (src/sqlite/structure.ts), without opening the image in SQLite.
  */
 export type CheckMode = "none" | "structure" | "quick" | "full";
+/**
+ * CHECK as configured: a mode, or `auto` (the default) — `quick` where the image fits the
+ * runtime's memory (Runtime.quickCheckMaxBytes, a size known before reading), else the
+ * streamed `structure` check, so that no database is too large to back up.
+ */
+export type CheckSetting = CheckMode | "auto";
 export type VerifyMode = "head" | "full";
 
 export interface S3Config {
@@ -72,7 +78,7 @@ export interface Config {
   apiKey?: string;
   linkTtlSeconds: number;
   gzipLevel: number;
-  check: CheckMode;
+  check: CheckSetting;
   verify: VerifyMode;
   schedule: string;
   maxBytes: number;
@@ -192,7 +198,7 @@ const fields = {
   API_KEY: optional().refine((v) => v === undefined || v.length >= 16, "must be at least 16 characters when set"),
   LINK_TTL_SECONDS: integer(1, LINK_TTL_MAX_SECONDS, 900),
   GZIP_LEVEL: integer(1, 9, 6),
-  CHECK: oneOf(["none", "structure", "quick", "full"], "quick"),
+  CHECK: oneOf(["auto", "none", "structure", "quick", "full"], "auto"),
   SCHEDULE: withDefault("0 3 * * *")
     .refine((v) => {
       const fields = v.split(/\s+/);

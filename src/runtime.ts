@@ -38,4 +38,9 @@ export interface Runtime {
    * the runtime cannot tell.
    */
   wasmMemoryBytes?(): number;
+  /**
+   * CHECK=auto: the largest image checked with SQLite's quick_check, which needs the whole
+   * image in memory; larger ones (or of unknown size) stream with the structural check.
+   */
+  quickCheckMaxBytes: number;
 }

@@ -121,7 +121,7 @@ describe("round trip", () => {
 describe("CHECK=structure", () => {
   const logsOf = (name: string) => logLines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.name === name);
 
-  it("backs up a sound database, checked inline before the upload, with the metadata SQLite gives", async () => {
+  it("backs up a sound database, streamed and checked on its way to the bucket, with the metadata SQLite gives", async () => {
     const path = join(dir, "struct-good.db");
     // A file source is read into shared memory: the check could go to a thread, and must not.
     const source = await writeDatabase(path, { rows: 2000, targetBytes: 3 * MIN_PART_SIZE });
@@ -142,12 +142,15 @@ describe("CHECK=structure", () => {
     const lines = logsOf("struct-good");
     const msgs = lines.map((l) => l.msg);
     expect(msgs).not.toContain("image read; checking it beside the upload");
-    expect(msgs.indexOf("image checked")).toBeGreaterThanOrEqual(0);
-    expect(msgs.indexOf("image checked")).toBeLessThan(msgs.indexOf("uploading"));
+    expect(msgs.indexOf("streaming the image")).toBeGreaterThanOrEqual(0);
+    expect(msgs.indexOf("image checked")).toBeGreaterThan(msgs.indexOf("streaming the image"));
+    // The verdict comes before the backup gets its key (the copy from <key>.partial).
+    expect(msgs.indexOf("image checked")).toBeLessThan(msgs.indexOf("uploaded"));
+    expect(await s3.keys("backups/struct-good/")).toEqual([manifest.key]);
     expect(lines.find((l) => l.msg === "image checked")).toMatchObject({ check: "structure", tables: 3, pageCount: source.length / 4096 });
   });
 
-  it("refuses a database with a damaged table b-tree (SQLite's quick_check agrees): SQLITE_CORRUPT 422, nothing uploaded", async () => {
+  it("refuses a database with a damaged table b-tree (SQLite's quick_check agrees): SQLITE_CORRUPT 422, nothing kept", async () => {
     const path = join(dir, "struct-bad.db");
     await writeDatabase(path, { rows: 20 });
     const env = { BACKUP_SOURCE: path, BACKUP_NAME: "struct-bad", CHECK: "structure" };
@@ -163,7 +166,7 @@ describe("CHECK=structure", () => {
     expect(err.message).toMatch(/\bpage \d+/i);
     expect(await s3.keys("backups/struct-bad/")).toEqual([good.key]);
     expect(await s3.uploads()).toEqual([]);
-    expect(logsOf("struct-bad").slice(logged).map((l) => l.msg)).not.toContain("uploading");
+    expect(logsOf("struct-bad").slice(logged).map((l) => l.msg)).not.toContain("uploaded");
   });
 });
 

@@ -10,8 +10,18 @@
  */
 import { BackupError } from "../errors.js";
 import { headerPageSize } from "../sqlite/header.js";
-import { applyWal, readWalHeader, scanWal, WAL_FRAME_HEADER_BYTES, WAL_HEADER_BYTES, type WalScan } from "../sqlite/wal.js";
-import { fillFrom, type ReadOptions, type PositionalReader, type Source, type SourceImage, type WalSummary } from "./source.js";
+import { applyWal, readWalHeader, scanWal, walPageIndex, WAL_FRAME_HEADER_BYTES, WAL_HEADER_BYTES, type WalScan } from "../sqlite/wal.js";
+import {
+  fillFrom,
+  SourceChanged,
+  type OpenOptions,
+  type ReadOptions,
+  type PositionalReader,
+  type Source,
+  type SourceImage,
+  type SourceStream,
+  type WalSummary,
+} from "./source.js";
 
 export interface FileStat {
   size: number;
@@ -57,14 +67,9 @@ const JOURNAL_MAGIC = [0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7];
 const DB_HEADER_BYTES = 100;
 
 /** A read that saw the files change (or a transaction in progress): worth another attempt. */
-class TornRead extends Error {
-  constructor(
-    readonly reason: string,
-    readonly hotJournal = false,
-  ) {
-    super(reason);
-  }
-}
+const TornRead = SourceChanged;
+/** Bytes read from the main file per chunk of a streamed image. */
+export const STREAM_CHUNK_BYTES = 1024 * 1024;
 
 interface FileState {
   size: number;
@@ -270,8 +275,143 @@ export function fileSource(fs: FileAccess, path: string, options: FileSourceOpti
     return image;
   }
 
+  /** The committed WAL as read now (before the main file: see openStream), or undefined. */
+  async function readWal(maxBytes: number): Promise<{ wal: Uint8Array; scan: WalScan } | undefined> {
+    const walStat = await statOrUndefined(`${path}-wal`);
+    if (!walStat || walStat.size === 0) return undefined;
+    if (walStat.size > maxBytes) {
+      throw new BackupError("SOURCE_TOO_LARGE", `${path}-wal is ${walStat.size} bytes, over MAX_BYTES (${maxBytes}): checkpoint the database first.`, 413);
+    }
+    const walBuffer = new Uint8Array(walStat.size);
+    const got = await readInto(`${path}-wal`, walBuffer).catch((err: unknown) => (errnoOf(err) === "ENOENT" ? { read: 0 } : Promise.reject(err)));
+    const wal = walBuffer.subarray(0, got.read);
+    const scan = scanWal(wal);
+    if (scan.unsupported) {
+      throw new BackupError("SOURCE_UNSUPPORTED", `${path}-wal: ${scan.headerProblem}. SQLite refuses to open a database with this WAL; open it with the SQLite that wrote it and checkpoint.`, 422);
+    }
+    return { wal, scan };
+  }
+
+  /**
+   * The image streamed from the main file with the committed WAL pages substituted as they
+   * pass: memory is one chunk plus the WAL (which SQLite's checkpoints keep small), never the
+   * database. The WAL is read first, so the consistency rules differ from readOnce's: after
+   * the stream, a main file changed by a checkpoint is still fine if the WAL is the same
+   * generation and has not grown (every frame a checkpoint could copy is in our copy, and
+   * overrides the page); otherwise the main file must not have changed at all.
+   */
+  async function openStream({ maxBytes }: OpenOptions): Promise<SourceStream> {
+    const before = await observe();
+    if (before.hotJournal) throw new TornRead(`${path}-journal is a live rollback journal: a transaction is being written`, true);
+    if (before.db.size > maxBytes) {
+      throw new BackupError("SOURCE_TOO_LARGE", `${origin} is ${before.db.size} bytes, over MAX_BYTES (${maxBytes}).`, 413);
+    }
+    let walRead = await readWal(maxBytes);
+    if (walRead && before.db.size === 0) {
+      walRead = { ...walRead, scan: { ...walRead.scan, header: undefined, headerProblem: "the database file is empty (0 bytes): SQLite ignores its WAL", committedFrames: 0, commits: 0, databasePages: 0 } };
+    }
+    const scan = walRead?.scan;
+    const useWal = walRead !== undefined && scan?.header !== undefined && scan.commits > 0;
+    let imageBytes = before.db.size;
+    let pageSize = 0;
+    let index = new Map<number, number>();
+    if (useWal) {
+      pageSize = scan!.header!.pageSize;
+      const dbPageSize = before.db.size >= DB_HEADER_BYTES ? headerPageSize(before.db.head) : pageSize;
+      if (dbPageSize !== pageSize) {
+        throw new BackupError(
+          "SQLITE_CORRUPT",
+          `${path}-wal has ${pageSize}-byte pages but ${path} has ${dbPageSize}-byte pages: the WAL does not belong to this database.`,
+          422,
+        );
+      }
+      imageBytes = scan!.databasePages * pageSize;
+      if (imageBytes > maxBytes) throw new BackupError("SOURCE_TOO_LARGE", `${origin} with its committed WAL is ${imageBytes} bytes, over MAX_BYTES (${maxBytes}).`, 413);
+      index = walPageIndex(walRead!.wal, scan!);
+    }
+    // Whole pages per chunk, so that a WAL page never straddles two chunks.
+    const chunkBytes = pageSize ? Math.max(pageSize, STREAM_CHUNK_BYTES - (STREAM_CHUNK_BYTES % pageSize)) : STREAM_CHUNK_BYTES;
+    const fh = await fs.open(path, "r");
+    let offset = 0;
+    let grew = false;
+    let closed = false;
+    const close = async () => {
+      if (closed) return;
+      closed = true;
+      await fh.close();
+    };
+    const stream = new ReadableStream<Uint8Array>(
+      {
+        async pull(controller) {
+          try {
+            if (offset >= imageBytes) {
+              // A main file longer than it was (and than the WAL's database) changed under us.
+              if (!useWal) grew = (await fh.read(new Uint8Array(1), 0, 1, before.db.size)).bytesRead > 0;
+              await close();
+              controller.close();
+              return;
+            }
+            const length = Math.min(chunkBytes, imageBytes - offset);
+            const chunk = new Uint8Array(length);
+            const fromFile = Math.max(0, Math.min(length, before.db.size - offset));
+            let got = 0;
+            while (got < fromFile) {
+              const { bytesRead } = await fh.read(chunk, got, fromFile - got, offset + got);
+              if (bytesRead === 0) throw new TornRead(`${path} shrank below ${before.db.size} bytes during the read`);
+              got += bytesRead;
+            }
+            if (useWal) {
+              const first = offset / pageSize + 1;
+              for (let p = first; p < first + length / pageSize; p++) {
+                const at = index.get(p);
+                if (at !== undefined) chunk.set(walRead!.wal.subarray(at, at + pageSize), (p - first) * pageSize);
+              }
+            }
+            offset += length;
+            controller.enqueue(chunk);
+          } catch (err) {
+            await close().catch(() => undefined);
+            controller.error(err);
+          }
+        },
+        async cancel() {
+          await close();
+        },
+      },
+      { highWaterMark: 0 },
+    );
+
+    async function settled(): Promise<Pick<SourceImage, "wal">> {
+      const after = await observe();
+      if (after.hotJournal) throw new TornRead(`${path}-journal became a live rollback journal during the read`, true);
+      const wal = walRead?.wal;
+      const walHeaderBefore = wal ? readWalHeader(wal).header : undefined;
+      const sameGeneration =
+        useWal &&
+        walHeaderBefore !== undefined &&
+        wal !== undefined &&
+        sameBytes(wal.subarray(0, WAL_HEADER_BYTES), after.wal?.head) &&
+        before.wal?.ino === after.wal?.ino &&
+        after.wal?.size === wal.length;
+      if (sameGeneration) {
+        if (before.db.ino !== after.db.ino) throw new TornRead(`${path} was replaced during the read`);
+      } else if (grew || !sameState(before.db, after.db)) {
+        throw new TornRead(`${path} was modified during the read`);
+      } else if (!sameState(before.wal, after.wal)) {
+        throw new TornRead(`${path}-wal was ${before.wal ? (after.wal ? "written, restarted or rewritten" : "removed") : "created"} during the read`);
+      }
+      return scan && wal ? { wal: walSummary(scan, wal.length) } : {};
+    }
+
+    return { stream, bytes: imageBytes, settled };
+  }
+
   return {
     origin,
+    open: openStream,
+    async size(): Promise<number | undefined> {
+      return (await statDatabase()).size;
+    },
     async read(readOptions: ReadOptions): Promise<SourceImage> {
       const started = Date.now();
       for (let attempt = 1; ; attempt++) {
@@ -280,21 +420,7 @@ export function fileSource(fs: FileAccess, path: string, options: FileSourceOpti
           return { ...image, attempts: attempt };
         } catch (err) {
           if (!(err instanceof TornRead)) throw err;
-          if (attempt >= attempts) {
-            const seconds = ((Date.now() - started) / 1000).toFixed(1);
-            if (err.hotJournal) {
-              throw new BackupError(
-                "HOT_JOURNAL",
-                `${origin}: ${err.reason} on each of ${attempts} attempts over ${seconds} s. A long transaction is in progress, or a crashed writer left the journal: opening the database once with sqlite3 rolls it back.`,
-                409,
-              );
-            }
-            throw new BackupError(
-              "SOURCE_CHANGED",
-              `${origin} kept changing while it was read (${attempts} attempts over ${seconds} s; last: ${err.reason}). Try again when the writer is less busy, or raise READ_ATTEMPTS.`,
-              409,
-            );
-          }
+          if (attempt >= attempts) throw keptChanging(origin, err, attempts, Date.now() - started);
           const delayMs = retryDelayMs(attempt, random);
           readOptions.onRetry?.({ attempt, attempts, reason: err.reason, delayMs });
           await sleep(delayMs);
@@ -302,6 +428,23 @@ export function fileSource(fs: FileAccess, path: string, options: FileSourceOpti
       }
     },
   };
+}
+
+/** The error after the last of `attempts` reads that each saw the source change. */
+export function keptChanging(origin: string, last: SourceChanged, attempts: number, elapsedMs: number): BackupError {
+  const seconds = (elapsedMs / 1000).toFixed(1);
+  if (last.hotJournal) {
+    return new BackupError(
+      "HOT_JOURNAL",
+      `${origin}: ${last.reason} on each of ${attempts} attempts over ${seconds} s. A long transaction is in progress, or a crashed writer left the journal: opening the database once with sqlite3 rolls it back.`,
+      409,
+    );
+  }
+  return new BackupError(
+    "SOURCE_CHANGED",
+    `${origin} kept changing while it was read (${attempts} attempts over ${seconds} s; last: ${last.reason}). Try again when the writer is less busy, or raise READ_ATTEMPTS.`,
+    409,
+  );
 }
 
 function walSummary(scan: WalScan, walBytes: number): WalSummary {

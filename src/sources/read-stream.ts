@@ -146,3 +146,67 @@ export function rejectNonSqlite(what: string): (head: Uint8Array) => void {
     }
   };
 }
+
+/**
+ * The streaming counterpart of readStream: the body passed on chunk by chunk, with the same
+ * checks (announced length, MAX_BYTES, the head check) and failures turned into the
+ * source's errors by `problem`. Nothing is buffered; the body is cancelled on failure.
+ */
+export function guardStream(body: ReadableStream<Uint8Array>, options: ReadStreamOptions): ReadableStream<Uint8Array> {
+  const { expectedBytes: expected, maxBytes, problem } = options;
+  const reader = body.getReader();
+  let read = 0;
+  let head: Uint8Array | undefined = options.checkHead ? new Uint8Array(0) : undefined;
+  const fail = async (controller: ReadableStreamDefaultController<Uint8Array>, err: unknown) => {
+    await reader.cancel(err).catch(() => undefined);
+    controller.error(err);
+  };
+  return new ReadableStream<Uint8Array>(
+    {
+      start(controller) {
+        if (expected !== undefined && expected > maxBytes) {
+          return fail(controller, problem({ kind: "too-large", bytes: expected, limit: maxBytes, announced: true }));
+        }
+      },
+      async pull(controller) {
+        let result: ReadableStreamReadResult<Uint8Array>;
+        try {
+          result = await reader.read();
+        } catch (cause) {
+          controller.error(problem({ kind: "failed", bytes: read, expected, cause }));
+          return;
+        }
+        if (result.done) {
+          if (expected !== undefined && read !== expected) return fail(controller, problem({ kind: "wrong-length", bytes: read, expected, complete: true }));
+          if (head && head.length > 0) options.checkHead!(head);
+          controller.close();
+          return;
+        }
+        const chunk = result.value;
+        read += chunk.byteLength;
+        if (expected !== undefined && read > expected) return fail(controller, problem({ kind: "wrong-length", bytes: read, expected, complete: false }));
+        if (read > maxBytes) return fail(controller, problem({ kind: "too-large", bytes: read, limit: maxBytes, announced: false }));
+        if (head) {
+          const joined = new Uint8Array(Math.min(HEAD_BYTES, head.length + chunk.byteLength));
+          joined.set(head);
+          joined.set(chunk.subarray(0, joined.length - head.length), head.length);
+          head = joined;
+          if (head.length >= HEAD_BYTES) {
+            try {
+              options.checkHead!(head);
+            } catch (err) {
+              return fail(controller, err);
+            }
+            head = undefined;
+          }
+        }
+        options.onProgress?.(read, expected);
+        controller.enqueue(chunk);
+      },
+      cancel(reason) {
+        return reader.cancel(reason);
+      },
+    },
+    { highWaterMark: 0 },
+  );
+}

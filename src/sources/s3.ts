@@ -8,8 +8,8 @@ import { GetObjectCommand, type GetObjectCommandOutput, type S3Client } from "@a
 import type { S3Config } from "../config.js";
 import { BackupError } from "../errors.js";
 import { storeError } from "../store/s3-errors.js";
-import { readStream, rejectNonSqlite, type StreamProblem } from "./read-stream.js";
-import type { ReadOptions, Source, SourceImage } from "./source.js";
+import { guardStream, readStream, rejectNonSqlite, type StreamProblem } from "./read-stream.js";
+import type { OpenOptions, ReadOptions, Source, SourceImage, SourceStream } from "./source.js";
 
 export function s3Source(client: S3Client, bucket: string, key: string): Source {
   const origin = `s3://${bucket}/${key}`;
@@ -42,22 +42,26 @@ export function s3Source(client: S3Client, bucket: string, key: string): Source 
     }
   }
 
+  /** One GetObject: the body streams from it, so every byte comes from one version of the object. */
+  async function get(): Promise<{ body: ReadableStream<Uint8Array> | undefined; size: number | undefined; store: S3Config }> {
+    const store = await describeStore(client, bucket);
+    let response: GetObjectCommandOutput;
+    try {
+      response = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+    } catch (err) {
+      throw fail(err, `GET ${origin}`, store);
+    }
+    const size = response.ContentLength;
+    const body = response.Body?.transformToWebStream() as ReadableStream<Uint8Array> | undefined;
+    if (!body && size) throw new BackupError("SOURCE_UNREADABLE", `${origin}: the response had no body but its ContentLength said ${size}.`, 502);
+    return { body, size, store };
+  }
+
   return {
     origin,
     async read({ maxBytes, onProgress }: ReadOptions): Promise<SourceImage> {
-      const store = await describeStore(client, bucket);
-      let response: GetObjectCommandOutput;
-      try {
-        response = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
-      } catch (err) {
-        throw fail(err, `GET ${origin}`, store);
-      }
-      const size = response.ContentLength;
-      const body = response.Body?.transformToWebStream() as ReadableStream<Uint8Array> | undefined;
-      if (!body) {
-        if (size) throw new BackupError("SOURCE_UNREADABLE", `${origin}: the response had no body but its ContentLength said ${size}.`, 502);
-        return { bytes: new Uint8Array(0), origin };
-      }
+      const { body, size, store } = await get();
+      if (!body) return { bytes: new Uint8Array(0), origin };
       // With ContentLength over the limit, readStream cancels the body before reading any of it.
       const bytes = await readStream(body, {
         maxBytes,
@@ -67,6 +71,18 @@ export function s3Source(client: S3Client, bucket: string, key: string): Source 
         problem: (p) => streamError(p, store),
       });
       return { bytes, origin };
+    },
+    async open({ maxBytes }: OpenOptions): Promise<SourceStream> {
+      const { body, size, store } = await get();
+      const stream = body
+        ? guardStream(body, {
+            maxBytes,
+            ...(size !== undefined ? { expectedBytes: size } : {}),
+            checkHead: rejectNonSqlite(origin),
+            problem: (p) => streamError(p, store),
+          })
+        : new ReadableStream<Uint8Array>({ start: (c) => c.close() });
+      return { stream, ...(size !== undefined ? { bytes: size } : {}), settled: async () => ({}) };
     },
   };
 }

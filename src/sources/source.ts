@@ -39,9 +39,43 @@ export interface ReadOptions {
   onRetry?: (info: RetryInfo) => void;
 }
 
+/**
+ * The image as a stream (CHECK=structure and the large databases of CHECK=auto): the same
+ * bytes `read` would return, delivered as the source delivers them, never held whole.
+ */
+export interface SourceStream {
+  stream: ReadableStream<Uint8Array>;
+  /** Bytes of the image when known before reading (file size, Content-Length). */
+  bytes?: number;
+  /**
+   * After the stream has ended: resolves with what the read saw, or rejects with
+   * SourceChanged when the source changed under the read (the copy may mix two states).
+   */
+  settled(): Promise<Pick<SourceImage, "wal">>;
+}
+
+export interface OpenOptions {
+  maxBytes: number;
+}
+
+/** The source changed while it was read: the copy is not consistent, and a new read may be. */
+export class SourceChanged extends Error {
+  constructor(
+    readonly reason: string,
+    /** A rollback journal was live (a transaction in progress, or one a crashed writer left). */
+    readonly hotJournal = false,
+  ) {
+    super(reason);
+  }
+}
+
 export interface Source {
   readonly origin: string;
   read(options: ReadOptions): Promise<SourceImage>;
+  /** The image as a stream, read once; a caller that sees SourceChanged may open again. */
+  open(options: OpenOptions): Promise<SourceStream>;
+  /** The image's size when it costs no transfer to know (a file's stat); undefined otherwise. */
+  size?(): Promise<number | undefined>;
 }
 
 /** Read size for chunked reads: big enough for throughput, small enough to report progress. */

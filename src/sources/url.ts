@@ -6,8 +6,8 @@
 import { redactUrl } from "../config.js";
 import { BackupError, describeCause } from "../errors.js";
 import { redact } from "../log.js";
-import { readStream, rejectNonSqlite, type StreamProblem } from "./read-stream.js";
-import type { ReadOptions, Source, SourceImage } from "./source.js";
+import { guardStream, readStream, rejectNonSqlite, type StreamProblem } from "./read-stream.js";
+import type { OpenOptions, ReadOptions, Source, SourceImage, SourceStream } from "./source.js";
 
 const HEADERS_HINT = 'Check the credentials sent with BACKUP_SOURCE_HEADERS (e.g. {"Authorization":"Bearer …"}) or the token in BACKUP_SOURCE.';
 
@@ -44,51 +44,55 @@ export function urlSource(fetchFn: typeof fetch, url: string, headers: Record<st
     }
   }
 
+  /** GET the URL and check the answer before any body byte is read; undefined body = empty response. */
+  async function respond(): Promise<{ body: ReadableStream<Uint8Array> | null; expectedBytes: number | undefined; controller: AbortController }> {
+    const controller = new AbortController();
+    let response: Response;
+    try {
+      response = await fetchFollowingRedirects(fetchFn, url, headers, controller.signal);
+    } catch (err) {
+      if (err instanceof BackupError) throw err;
+      throw unreadable(`cannot be fetched: ${describeCause(err)}.`, err);
+    }
+    const discard = () => {
+      void response.body?.cancel().catch(() => undefined);
+      controller.abort();
+    };
+
+    if (!response.ok) {
+      discard();
+      const status = `answered HTTP ${response.status}${response.statusText ? ` ${response.statusText}` : ""}`;
+      if (response.status === 404 || response.status === 410) {
+        throw new BackupError("SOURCE_NOT_FOUND", scrub(`${origin} ${status}: there is no database at this URL (BACKUP_SOURCE).`), 502);
+      }
+      if (response.status === 401 || response.status === 403) {
+        throw unreadable(`${status}: the server refused the request. ${HEADERS_HINT}`);
+      }
+      throw unreadable(`${status}.`);
+    }
+
+    const contentType = response.headers.get("content-type") ?? "";
+    if (/^\s*text\/html\b/i.test(contentType)) {
+      discard();
+      throw new BackupError(
+        "NOT_SQLITE",
+        `${origin} is not a SQLite database: the URL returned an HTML page, not a database (Content-Type ${contentType.split(";")[0]!.trim()}). Check the URL, and BACKUP_SOURCE_HEADERS if the page is a login form.`,
+        422,
+      );
+    }
+
+    const expectedBytes = announcedLength(response.headers);
+    if (!response.body && expectedBytes) throw unreadable(`response had no body but Content-Length said ${expectedBytes}.`);
+    return { body: response.body, expectedBytes, controller };
+  }
+
   return {
     origin,
     async read({ maxBytes, onProgress }: ReadOptions): Promise<SourceImage> {
-      const controller = new AbortController();
-      let response: Response;
+      const { body, expectedBytes, controller } = await respond();
+      if (!body) return { bytes: new Uint8Array(0), origin };
       try {
-        response = await fetchFollowingRedirects(fetchFn, url, headers, controller.signal);
-      } catch (err) {
-        if (err instanceof BackupError) throw err;
-        throw unreadable(`cannot be fetched: ${describeCause(err)}.`, err);
-      }
-      const discard = () => {
-        void response.body?.cancel().catch(() => undefined);
-        controller.abort();
-      };
-
-      if (!response.ok) {
-        discard();
-        const status = `answered HTTP ${response.status}${response.statusText ? ` ${response.statusText}` : ""}`;
-        if (response.status === 404 || response.status === 410) {
-          throw new BackupError("SOURCE_NOT_FOUND", scrub(`${origin} ${status}: there is no database at this URL (BACKUP_SOURCE).`), 502);
-        }
-        if (response.status === 401 || response.status === 403) {
-          throw unreadable(`${status}: the server refused the request. ${HEADERS_HINT}`);
-        }
-        throw unreadable(`${status}.`);
-      }
-
-      const contentType = response.headers.get("content-type") ?? "";
-      if (/^\s*text\/html\b/i.test(contentType)) {
-        discard();
-        throw new BackupError(
-          "NOT_SQLITE",
-          `${origin} is not a SQLite database: the URL returned an HTML page, not a database (Content-Type ${contentType.split(";")[0]!.trim()}). Check the URL, and BACKUP_SOURCE_HEADERS if the page is a login form.`,
-          422,
-        );
-      }
-
-      const expectedBytes = announcedLength(response.headers);
-      if (!response.body) {
-        if (expectedBytes) throw unreadable(`response had no body but Content-Length said ${expectedBytes}.`);
-        return { bytes: new Uint8Array(0), origin };
-      }
-      try {
-        const bytes = await readStream(response.body, {
+        const bytes = await readStream(body, {
           maxBytes,
           ...(expectedBytes !== undefined ? { expectedBytes } : {}),
           ...(onProgress ? { onProgress } : {}),
@@ -100,6 +104,18 @@ export function urlSource(fetchFn: typeof fetch, url: string, headers: Record<st
         controller.abort();
         throw err;
       }
+    },
+    async open({ maxBytes }: OpenOptions): Promise<SourceStream> {
+      const { body, expectedBytes } = await respond();
+      const stream = body
+        ? guardStream(body, {
+            maxBytes,
+            ...(expectedBytes !== undefined ? { expectedBytes } : {}),
+            checkHead: rejectNonSqlite(origin),
+            problem: (p) => streamError(p, maxBytes),
+          })
+        : new ReadableStream<Uint8Array>({ start: (c) => c.close() });
+      return { stream, ...(expectedBytes !== undefined ? { bytes: expectedBytes } : {}), settled: async () => ({}) };
     },
   };
 }

@@ -115,10 +115,13 @@ export function checkImage(sqlite: SqlJsStatic, image: Uint8Array, check: CheckM
  */
 export function checkStructure(sqlite: SqlJsStatic, image: Uint8Array, what: string): ImageInfo {
   const { findings, pageSize, pageCount, tables } = checkStructureOf(image);
-  if (findings.length > 0) {
-    throw new BackupError("SQLITE_CORRUPT", `${what} failed the structural check (CHECK=structure): ${findings.slice(0, 3).join("; ")}`, 422);
-  }
+  if (findings.length > 0) throw structureError(what, findings);
   return { pageSize, pageCount, sqliteVersion: sqliteVersionOf(sqlite), tables };
+}
+
+/** The error for a failed structural check: SQLite's style of findings, the first three. */
+export function structureError(what: string, findings: readonly string[]): BackupError {
+  return new BackupError("SQLITE_CORRUPT", `${what} failed the structural check (CHECK=structure): ${findings.slice(0, 3).join("; ")}`, 422);
 }
 
 const versions = new WeakMap<SqlJsStatic, string>();

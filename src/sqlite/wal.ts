@@ -143,3 +143,21 @@ export function applyWal(image: Uint8Array, wal: Uint8Array, scan: WalScan): num
   }
   return applied;
 }
+
+/**
+ * Where each page's newest committed version sits in the WAL: page number → offset of its
+ * content, for pages within the committed database size. What applyWal copies, as an index,
+ * so that a stream of the main file can substitute pages as they pass.
+ */
+export function walPageIndex(wal: Uint8Array, scan: WalScan): Map<number, number> {
+  const index = new Map<number, number>();
+  const header = scan.header;
+  if (!header || scan.committedFrames === 0) return index;
+  const frameBytes = WAL_FRAME_HEADER_BYTES + header.pageSize;
+  for (let i = 0; i < scan.committedFrames; i++) {
+    const at = WAL_HEADER_BYTES + i * frameBytes;
+    const pageNumber = u32be(wal, at);
+    if (pageNumber <= scan.databasePages) index.set(pageNumber, at + WAL_FRAME_HEADER_BYTES);
+  }
+  return index;
+}

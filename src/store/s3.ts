@@ -4,6 +4,10 @@
  */
 import {
   AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CopyObjectCommand,
+  CreateMultipartUploadCommand,
+  UploadPartCopyCommand,
   DeleteObjectCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
@@ -28,11 +32,19 @@ export interface S3StoreOptions {
   queueSize?: number;
   /** Injected for tests and runtimes with their own HTTP handler. */
   clientConfig?: Partial<S3ClientConfig>;
+  /** Largest object copied with one CopyObject (default MAX_SINGLE_COPY; tests lower it). */
+  maxSingleCopy?: number;
+  /** Part size of a multipart copy (default COPY_PART_SIZE). */
+  copyPartSize?: number;
 }
 
 export const MIN_PART_SIZE = 5 * 1024 * 1024;
 
 export const DEFAULT_MAX_ATTEMPTS = 4;
+/** CopyObject's limit; larger objects are copied with UploadPartCopy. */
+export const MAX_SINGLE_COPY = 5 * 1024 * 1024 * 1024;
+/** Part size of a multipart copy: equal parts (R2 requires them), 10 000 parts cover 5 TiB. */
+export const COPY_PART_SIZE = 512 * 1024 * 1024;
 export const DEFAULT_TIMEOUT_MS = 60_000;
 
 export function createS3Client(config: S3Config, extra: Partial<S3ClientConfig> = {}): S3Client {
@@ -129,6 +141,36 @@ export function createS3Store(config: S3Config, options: S3StoreOptions = {}): B
         const e = fail(err, `upload of ${key}`);
         // Not an answer from the store (e.g. the body stream failed): say it was the upload.
         throw e.code === "STORE_ERROR" ? new BackupError("UPLOAD_FAILED", e.message, 502, { cause: err }) : e;
+      }
+    },
+
+    async copy(from: string, to: string, size: number, opts: Omit<UploadOptions, "onProgress">): Promise<void> {
+      const CopySource = `${Bucket}/${from.split("/").map(encodeURIComponent).join("/")}`;
+      const headers = { ContentType: opts.contentType, ContentDisposition: opts.contentDisposition, Metadata: opts.metadata };
+      const singleLimit = options.maxSingleCopy ?? MAX_SINGLE_COPY;
+      if (size <= singleLimit) {
+        try {
+          await client.send(new CopyObjectCommand({ Bucket, Key: to, CopySource, MetadataDirective: "REPLACE", ...headers }));
+        } catch (err) {
+          throw fail(err, `copy of ${from} to ${to}`);
+        }
+        return;
+      }
+      const partBytes = options.copyPartSize ?? COPY_PART_SIZE;
+      let uploadId: string | undefined;
+      try {
+        uploadId = (await client.send(new CreateMultipartUploadCommand({ Bucket, Key: to, ...headers }))).UploadId;
+        if (!uploadId) throw new Error("CreateMultipartUpload returned no UploadId");
+        const parts: { ETag: string; PartNumber: number }[] = [];
+        for (let start = 0, part = 1; start < size; start += partBytes, part++) {
+          const end = Math.min(start + partBytes, size) - 1;
+          const r = await client.send(new UploadPartCopyCommand({ Bucket, Key: to, UploadId: uploadId, PartNumber: part, CopySource, CopySourceRange: `bytes=${start}-${end}` }));
+          parts.push({ ETag: r.CopyPartResult?.ETag ?? "", PartNumber: part });
+        }
+        await client.send(new CompleteMultipartUploadCommand({ Bucket, Key: to, UploadId: uploadId, MultipartUpload: { Parts: parts } }));
+      } catch (err) {
+        if (uploadId) await client.send(new AbortMultipartUploadCommand({ Bucket, Key: to, UploadId: uploadId })).catch(() => undefined);
+        throw fail(err, `copy of ${from} to ${to}`);
       }
     },
 

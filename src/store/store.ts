@@ -41,6 +41,12 @@ export interface BackupStore {
    * aborted and no object exists under `key`.
    */
   upload(key: string, body: ReadableStream<Uint8Array>, options: UploadOptions): Promise<void>;
+  /**
+   * Server-side copy of `from` to `to` with new metadata and headers (no bytes pass through
+   * this process). How a streamed backup gets the sha256 that is only known at its end.
+   * `size` is the object's size (large objects are copied in parts).
+   */
+  copy(from: string, to: string, size: number, options: Omit<UploadOptions, "onProgress">): Promise<void>;
   head(key: string): Promise<ObjectHead | undefined>;
   /** Every object under `prefix`, following pagination. */
   list(prefix: string): Promise<StoredObject[]>;

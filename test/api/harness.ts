@@ -125,6 +125,7 @@ export function countingStore(store: BackupStore, calls: string[]): BackupStore 
   return {
     description: store.description,
     upload: (key, body, options) => (calls.push(`upload ${key}`), store.upload(key, body, options)),
+    copy: (from, to, size, options) => (calls.push(`copy ${from} ${to}`), store.copy(from, to, size, options)),
     head: (key) => (calls.push(`head ${key}`), store.head(key)),
     list: (prefix) => (calls.push(`list ${prefix}`), store.list(prefix)),
     get: (key) => (calls.push(`get ${key}`), store.get(key)),
