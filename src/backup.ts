@@ -296,7 +296,7 @@ async function streamedBackup(deps: BackupDeps, target: BackupKey, options: RunO
     const report = throttle<void>(PROGRESS_INTERVAL_MS, clock, () =>
       log.info("streaming", { bytesRead: read, totalBytes: opened.bytes, compressedBytes: gzipBytes, uploadedBytes: uploaded }),
     );
-    const inspected = inspectImage({
+    const inspected = inspectImage(opened.stream, {
       check,
       origin: source.origin,
       maxBytes: config.maxBytes,
@@ -308,8 +308,7 @@ async function streamedBackup(deps: BackupDeps, target: BackupKey, options: RunO
       },
     });
     gzipBytes = 0;
-    const gzip = opened.stream
-      .pipeThrough(inspected.transform)
+    const gzip = inspected.stream
       .pipeThrough(runtime.gzip(config.gzipLevel))
       .pipeThrough(countBytes((n) => (gzipBytes = n)));
     sealed = target.encrypted ? await encryptStream(gzip, config.ageRecipients!) : undefined;

@@ -38,9 +38,10 @@ export interface InspectOptions {
 /** A length that passes readHeader's length checks, for the header alone (a multiple of every page size). */
 const ANY_LENGTH = 2 ** 48;
 
-export function inspectImage(options: InspectOptions): { transform: TransformStream<Uint8Array, Uint8Array>; facts: Promise<StreamFacts> } {
+export function inspectImage(source: ReadableStream<Uint8Array>, options: InspectOptions): { stream: ReadableStream<Uint8Array>; facts: Promise<StreamFacts> } {
   const { origin, maxBytes, sha256 } = options;
   const structure = options.check === "structure" ? new StructureCheck() : undefined;
+  const reader = source.getReader();
   let head: Uint8Array | undefined = new Uint8Array(0);
   let firstHeader: Uint8Array | undefined;
   let fromWalMode = false;
@@ -50,7 +51,7 @@ export function inspectImage(options: InspectOptions): { transform: TransformStr
   const facts = new Promise<StreamFacts>((res, rej) => ((resolve = res), (reject = rej)));
   facts.catch(() => undefined);
 
-  const pass = (chunk: Uint8Array, controller: TransformStreamDefaultController<Uint8Array>): void => {
+  const pass = (chunk: Uint8Array, controller: ReadableStreamDefaultController<Uint8Array>): void => {
     total += chunk.byteLength;
     if (total > maxBytes) throw new BackupError("SOURCE_TOO_LARGE", `${origin} is more than MAX_BYTES (${maxBytes}) bytes; the read was stopped.`, 413);
     sha256.update(chunk);
@@ -59,61 +60,68 @@ export function inspectImage(options: InspectOptions): { transform: TransformStr
     controller.enqueue(chunk);
   };
 
-  const transform = new TransformStream<Uint8Array, Uint8Array>(
+  /** One chunk from the source; the first bytes are held until the header is whole, then checked and marked at once. */
+  const take = (chunk: Uint8Array, controller: ReadableStreamDefaultController<Uint8Array>): void => {
+    if (!head) return pass(chunk, controller);
+    const joined = new Uint8Array(head.length + chunk.byteLength);
+    joined.set(head);
+    joined.set(chunk, head.length);
+    if (joined.length < HEADER_BYTES) {
+      head = joined;
+      return;
+    }
+    head = undefined;
+    readHeader(joined.subarray(0, HEADER_BYTES), origin, ANY_LENGTH);
+    // As markRollbackJournal: the image is complete, it needs no -wal file.
+    if (joined[18] !== 1 || joined[19] !== 1) {
+      fromWalMode = true;
+      joined[18] = 1;
+      joined[19] = 1;
+    }
+    firstHeader = joined.slice(0, HEADER_BYTES);
+    pass(joined, controller);
+  };
+
+  /** After the last byte: lengths, the source's consistency, the structural verdict, the digest. */
+  const end = async (controller: ReadableStreamDefaultController<Uint8Array>): Promise<StreamFacts> => {
+    if (head && head.length > 0) pass(head, controller); // shorter than a header: readHeader says how
+    const header = readHeader(firstHeader ?? head ?? new Uint8Array(0), origin, total);
+    const { wal } = await options.settled();
+    let tables: number | undefined;
+    if (structure) {
+      const report = structure.finish();
+      if (report.findings.length) throw structureError(origin, report.findings);
+      if (report.pageCount !== header.pageCount) {
+        throw new BackupError("SQLITE_CORRUPT", `${origin}: its header describes ${header.pageCount} pages, but the structural check read ${report.pageCount}.`, 422);
+      }
+      tables = report.tables;
+    }
+    return { bytes: total, sha256: await sha256.digest(), pageSize: header.pageSize, pageCount: header.pageCount, tables, fromWalMode, wal };
+  };
+
+  const stream = new ReadableStream<Uint8Array>(
     {
-      transform(chunk, controller) {
+      async pull(controller) {
         try {
-          if (head) {
-            // Hold the first bytes until the header is whole: it is checked, and marked, at once.
-            const joined = new Uint8Array(head.length + chunk.byteLength);
-            joined.set(head);
-            joined.set(chunk, head.length);
-            if (joined.length < HEADER_BYTES) {
-              head = joined;
-              return;
-            }
-            head = undefined;
-            readHeader(joined.subarray(0, HEADER_BYTES), origin, ANY_LENGTH);
-            // As markRollbackJournal: the image is complete, it needs no -wal file.
-            if (joined[18] !== 1 || joined[19] !== 1) {
-              fromWalMode = true;
-              joined[18] = 1;
-              joined[19] = 1;
-            }
-            firstHeader = joined.slice(0, HEADER_BYTES);
-            pass(joined, controller);
-            return;
-          }
-          pass(chunk, controller);
+          const { done, value } = await reader.read();
+          if (!done) return take(value, controller);
+          const result = await end(controller);
+          controller.close();
+          resolve(result);
         } catch (err) {
+          // A failure of the source itself (a cut connection) ends up here as well as ours.
           reject(err);
-          throw err;
+          controller.error(err);
+          await reader.cancel(err).catch(() => undefined);
         }
       },
-      async flush(controller) {
-        try {
-          if (head && head.length > 0) pass(head, controller); // shorter than a header: readHeader says how
-          const header = readHeader(firstHeader ?? head ?? new Uint8Array(0), origin, total);
-          const wal = await options.settled();
-          let tables: number | undefined;
-          if (structure) {
-            const report = structure.finish();
-            if (report.findings.length) throw structureError(origin, report.findings);
-            if (report.pageCount !== header.pageCount) {
-              throw new BackupError("SQLITE_CORRUPT", `${origin}: its header describes ${header.pageCount} pages, but the structural check read ${report.pageCount}.`, 422);
-            }
-            tables = report.tables;
-          }
-          resolve({ bytes: total, sha256: await sha256.digest(), pageSize: header.pageSize, pageCount: header.pageCount, tables, fromWalMode, wal: wal.wal });
-        } catch (err) {
-          reject(err);
-          throw err;
-        }
+      async cancel(reason) {
+        reject(reason ?? new Error("the image stream was cancelled"));
+        await reader.cancel(reason);
       },
     },
-    // One chunk waiting on each side: backpressure reaches the source.
-    { highWaterMark: 1 },
-    { highWaterMark: 1 },
+    // Nothing waits here beyond the chunk being passed on: backpressure reaches the source.
+    { highWaterMark: 0 },
   );
-  return { transform, facts };
+  return { stream, facts };
 }
