@@ -18,7 +18,8 @@ import type { Runtime } from "../src/runtime.js";
 // its SDK version, and a plain-text line would break the JSON-lines log on stderr.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
 
-export const NODE_MAX_BYTES = 4_294_967_296 - 1;
+/** MAX_BYTES's default on Node: streamed backups hold no image, so this is only a sanity bound (1 TiB). */
+export const NODE_MAX_BYTES = 2 ** 40;
 
 export const nodeFiles: FileAccess = {
   stat: (path) => stat(path),

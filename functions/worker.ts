@@ -16,7 +16,12 @@ import { consoleLogger, createWorkerRuntime } from "./worker-runtime.js";
 export type Env = { readonly [K in ConfigVariable]?: string };
 
 // Not exported: workerd treats every named export of the main module as an entry point.
-const WORKERS_MAX_BYTES = 100_000_000;
+/**
+ * MAX_BYTES's default on Workers follows the CPU limit, not memory (the backup streams): at
+ * the measured CPU per MiB (README "Workers limits"), 4 GiB is what `[limits] cpu_ms = 300000`
+ * (5 minutes, the most a paid plan allows) covers.
+ */
+const WORKERS_MAX_BYTES = 4 * 1024 ** 3;
 
 interface Instance {
   fleet: Fleet;

@@ -3,7 +3,7 @@
  * Prune runs only after a verified upload; a failure anywhere before it leaves every
  * earlier backup in place and nothing under the failed run's key.
  */
-import type { CheckMode, Config } from "./config.js";
+import { IN_MEMORY_MAX_BYTES, type CheckMode, type Config } from "./config.js";
 import { countBytes, endAfter, gzipImage } from "./compress.js";
 import { listBackups } from "./catalog.js";
 import { encryptStream, type Decryption } from "./encrypt.js";
@@ -157,7 +157,8 @@ async function inMemoryBackup(deps: BackupDeps, target: BackupKey, options: RunO
       log.info("reading source", { bytesRead: read, totalBytes: total }),
     );
     const image = opened ?? await source.read({
-      maxBytes: config.maxBytes,
+      // SQLite's own checks hold the image in one buffer.
+      maxBytes: Math.min(config.maxBytes, IN_MEMORY_MAX_BYTES),
       onProgress: (read, total) => reportRead([read, total], read === total),
       onRetry: ({ attempt, attempts, reason, delayMs }) => log.warn("source changed during the read; reading again", { attempt, attempts, reason, delayMs }),
     });

@@ -103,7 +103,7 @@ export interface Config {
 }
 
 export interface RuntimeDefaults {
-  /** Largest source accepted when MAX_BYTES is unset (Node: 4 GiB, Workers: 100 MB). */
+  /** Largest source accepted when MAX_BYTES is unset (Node: 1 TiB, Workers: 4 GiB, what 5 minutes of CPU stream). */
   maxBytes: number;
 }
 
@@ -113,8 +113,13 @@ export interface RuntimeDefaults {
 export const SECRET_VARIABLES = ["S3_SECRET_ACCESS_KEY", "API_KEY", "BACKUP_SOURCE_HEADERS", "BACKUP_SOURCES", "NOTIFY_URL", "AGE_IDENTITY"] as const;
 
 export const LINK_TTL_MAX_SECONDS = 604_800; // presigned SigV4 URLs cannot outlive 7 days
-/** The single-buffer ceiling: typed arrays and sql.js's in-memory file cannot exceed it. */
-export const MAX_BYTES_CEILING = 2 ** 32 - 1;
+/** MAX_BYTES's ceiling: streamed backups hold no image, so only byte counting limits them. */
+export const MAX_BYTES_CEILING = 2 ** 50;
+/**
+ * The single-buffer ceiling: typed arrays and sql.js's in-memory file cannot exceed it, so
+ * CHECK=quick|full (which hold the image) refuse larger sources whatever MAX_BYTES says.
+ */
+export const IN_MEMORY_MAX_BYTES = 2 ** 32 - 1;
 
 const BUCKET_PATTERN = /^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$/;
 const CRON_FIELD = /^[\d*/,\-A-Za-z?LW#]+$/;

@@ -46,7 +46,7 @@ describe("parseConfig defaults", () => {
     expect(config.keep).toEqual({ daily: 0, weekly: 0, monthly: 0 });
     expect(config.linkTtlSeconds).toBe(900);
     expect(config.gzipLevel).toBe(6);
-    expect(config.check).toBe("quick");
+    expect(config.check).toBe("auto");
     expect(config.verify).toBe("head");
     expect(config.schedule).toBe("0 3 * * *");
     expect(config.port).toBe(8787);
@@ -168,6 +168,7 @@ describe("parseConfig good values", () => {
     ["MAX_BYTES", "512", (c) => c.maxBytes, 512],
     ["MAX_BYTES", "100000000", (c) => c.maxBytes, 100_000_000],
     ["MAX_BYTES", "4294967295", (c) => c.maxBytes, 4_294_967_295],
+    ["MAX_BYTES", "4294967296", (c) => c.maxBytes, 4_294_967_296], // streamed backups hold no image: no 4 GiB ceiling
     ["PORT", "1", (c) => c.port, 1],
     ["PORT", "3000", (c) => c.port, 3000],
     ["PORT", "65535", (c) => c.port, 65_535],
@@ -306,7 +307,7 @@ describe("parseConfig bad values", () => {
     ["SCHEDULE", "every day"],
     ["SCHEDULE", "0 3 * * $"],
     ["SCHEDULE", "0;3 * * * *"],
-    ["MAX_BYTES", "4294967296"],
+    ["MAX_BYTES", "1125899906842625"], // one past 2^50
     ["MAX_BYTES", "99999999999999999999"],
     ["MAX_BYTES", "511"],
     ["MAX_BYTES", "0"],
@@ -339,7 +340,7 @@ describe("parseConfig bad values", () => {
     for (const variable of ["KEEP_DAILY", "KEEP_WEEKLY", "KEEP_MONTHLY"]) {
       expect(configError({ ...BASE, [variable]: "10001" }).message).toMatch(new RegExp(`${variable} [^;]*0[^;]*10000`));
     }
-    expect(configError({ ...BASE, CHECK: "fast" }).message).toContain('CHECK must be one of none, structure, quick, full (got "fast")');
+    expect(configError({ ...BASE, CHECK: "fast" }).message).toContain('CHECK must be one of auto, none, structure, quick, full (got "fast")');
   });
 
   it("rejects an endpoint without credentials, naming both key variables", () => {
