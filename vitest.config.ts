@@ -1,9 +1,11 @@
-import { defineConfig } from "vitest/config";
+import { configDefaults, defineConfig } from "vitest/config";
 
 // `npm test`: every suite, against the in-process S3 server (see test/helpers/s3.ts).
 export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
+    // The long suite (a database past 1 GiB, ~1 min and ~2.3 GB of disk): `npm run test:long`.
+    exclude: [...configDefaults.exclude, "test/long/**"],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: "forks",

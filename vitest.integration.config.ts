@@ -1,10 +1,11 @@
-import { defineConfig } from "vitest/config";
+import { configDefaults, defineConfig } from "vitest/config";
 
 // `npm run test:integration`: the same suites against an external S3 server named by
 // S3_TEST_ENDPOINT (Swift in CI, MinIO locally), and the sqlite3 and age CLI cross-checks are required.
 export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
+    exclude: [...configDefaults.exclude, "test/long/**"],
     setupFiles: ["test/helpers/require-integration-env.ts", "test/setup/log-capture.ts"],
     testTimeout: 120_000,
     hookTimeout: 120_000,

@@ -46,6 +46,8 @@ export interface Schema {
    * for why their order matters.
    */
   tableHashRoots: number[];
+  /** The names of those entries, in the same order ("sqlite_master" first). */
+  tableHashNames: string[];
 }
 
 const decoders: Record<number, TextDecoder> = {
@@ -64,7 +66,7 @@ function asText(v: SqlValue | undefined): string | undefined {
 }
 
 export function readSchema(rows: readonly SchemaRowBytes[], pageCount: number, text: TextDecoder): Schema {
-  const schema: Schema = { trees: [], tables: 0, problems: [], incomplete: false, tableHashRoots: [1] };
+  const schema: Schema = { trees: [], tables: 0, problems: [], incomplete: false, tableHashRoots: [1], tableHashNames: ["sqlite_master"] };
   // SQLite loads the schema in rowid order (SELECT * FROM sqlite_schema ORDER BY rowid).
   rows = [...rows].sort((a, b) => (a.rowid < b.rowid ? -1 : a.rowid > b.rowid ? 1 : 0));
   schema.trees.push({ root: 1, name: "sqlite_schema", table: "sqlite_schema", intKey: true, kindKnown: true, isTable: true, rightmostColumn: 4, partial: undefined });
@@ -96,7 +98,10 @@ export function readSchema(rows: readonly SchemaRowBytes[], pageCount: number, t
         continue;
       }
       const kind = /^\s*create\s+(?:temp\w*\s+)?(?:unique\s+)?(\w+)/i.exec(sql)?.[1]?.toLowerCase();
-      if (kind === "table" || kind === "view" || kind === "virtual") schema.tableHashRoots.push(kind === "table" ? rootpage : 0);
+      if (kind === "table" || kind === "view" || kind === "virtual") {
+        schema.tableHashRoots.push(kind === "table" ? rootpage : 0);
+        schema.tableHashNames.push(asText(name) ?? "");
+      }
       if (rootpage === 0) continue; // views, triggers, virtual tables
       if (kind === "table") {
         const shape = tableShape(sql);

@@ -97,7 +97,7 @@ export function settle(input: SettleInput): string[] {
     if (n !== 0 && findings.count === before) findings.add(`${prefix}overflow list length is ${expected - n} but should be ${expected}`);
   };
 
-  const { partial, checkFreelist } = sqliteChecksPartially(schema.tableHashRoots);
+  const { partial, checkFreelist } = sqliteChecksPartially(schema.tableHashRoots, schema.tableHashNames);
 
   // 1. The freelist. Leaf pages are not marked one by one: their numbers are summed through
   // a hash per trunk as the pages streamed past, and compared at the end with the pages no
@@ -164,7 +164,9 @@ export function settle(input: SettleInput): string[] {
       if (isFatalProblem(problem)) return [0, maxKey];
       const pageIntKey = kind === KIND_TABLE_INTERIOR || kind === KIND_TABLE_LEAF;
       const leaf = kind === KIND_TABLE_LEAF || kind === KIND_INDEX_LEAF;
+      // What a cursor refuses on its way down (getAndInitPage): quick_check reads every table's rows with one.
       if (tree.isTable && pageIntKey !== intKey) findings.add(`${prefix}a ${pageIntKey ? "table" : "index"} b-tree page inside ${intKey ? "a table" : "an index"} b-tree (${tree.name})`);
+      if (tree.isTable && level > 0 && t.c[p] === 0) findings.add(`${prefix}an empty page below the root of ${tree.name}`);
       if (level >= MAX_TREE_DEPTH) {
         findings.add(`${prefix}the b-tree is deeper than SQLite can read (${MAX_TREE_DEPTH} levels)`);
         return [0, maxKey];
@@ -282,18 +284,61 @@ export function settle(input: SettleInput): string[] {
  * accounting, a database with a damaged freelist and a view listed first would be refused
  * where SQLite keeps using it, so the check follows SQLite here.
  *
- * Up to 9 entries, the hash table is a plain list with new entries in front, so the first
- * is the last table or view in rowid order. From 10 entries SQLite buckets them by a name
- * hash and a bucket count that depends on its allocator: then any view makes the check
- * treat the run as possibly partial (it may miss what SQLite would catch, never the reverse).
+ * The order is SQLite's hash table's (src/hash.c), replayed: entries are inserted in rowid
+ * order after sqlite_master; up to 9 the table is one list with new entries in front; from
+ * 10 to 40 entries it has 20 buckets (an entry goes in front of its bucket's first, or of the
+ * whole list), whatever the build; beyond that the bucket count depends on the allocator and
+ * the pointer size, so any view makes the run count as possibly partial (it may then miss
+ * what SQLite catches, never the reverse). SQLite's name hash changed between versions (lower-
+ * casing, then masking with 0xdf), so the checks are skipped only when SQLite would skip them
+ * under both.
  */
-export function sqliteChecksPartially(tableHashRoots: readonly number[]): { partial: boolean; checkFreelist: boolean } {
-  const n = tableHashRoots.length;
-  if (n < 10) {
-    const partial = tableHashRoots[n - 1] === 0;
-    // The second root listed is page 1 exactly when sqlite_schema is the only other entry.
-    return { partial, checkFreelist: !partial || n === 2 };
+export function sqliteChecksPartially(roots: readonly number[], names: readonly string[]): { partial: boolean; checkFreelist: boolean } {
+  if (roots.length > 40) {
+    const partial = roots.includes(0);
+    return { partial, checkFreelist: !partial };
   }
-  const partial = tableHashRoots.includes(0);
-  return { partial, checkFreelist: !partial };
+  const verdicts = NAME_HASHES.map((hash) => {
+    const order = hashTableOrder(names, hash);
+    const partial = roots[order[0]!] === 0;
+    return { partial, checkFreelist: !partial || order[1] === 0 };
+  });
+  return { partial: verdicts.every((v) => v.partial), checkFreelist: verdicts.some((v) => v.checkFreelist) };
+}
+
+const NAME_HASHES: ((byte: number) => number)[] = [
+  (c) => (c >= 0x41 && c <= 0x5a ? c + 0x20 : c), // sqlite3UpperToLower (3.40)
+  (c) => c & 0xdf, // newer SQLite
+];
+
+function nameHash(name: string, fold: (byte: number) => number): number {
+  let h = 0;
+  for (const c of new TextEncoder().encode(name)) h = Math.imul((h + fold(c)) >>> 0, 0x9e3779b1) >>> 0;
+  return h;
+}
+
+/** The iteration order of SQLite's Hash after inserting `names` in order (indices into names). */
+export function hashTableOrder(names: readonly string[], fold: (byte: number) => number): number[] {
+  let list: number[] = [];
+  let buckets: { count: number; chain: number }[] = [];
+  const insert = (e: number, bucket: { count: number; chain: number } | undefined): void => {
+    const head = bucket && bucket.count > 0 ? bucket.chain : undefined;
+    if (bucket) {
+      bucket.count++;
+      bucket.chain = e;
+    }
+    if (head === undefined) list.unshift(e);
+    else list.splice(list.indexOf(head), 0, e);
+  };
+  names.forEach((name, e) => {
+    const count = e + 1;
+    if (count >= 10 && count > 2 * buckets.length) {
+      const old = list;
+      list = [];
+      buckets = Array.from({ length: count * 2 }, () => ({ count: 0, chain: -1 }));
+      for (const x of old) insert(x, buckets[nameHash(names[x]!, fold) % buckets.length]);
+    }
+    insert(e, buckets.length ? buckets[nameHash(name, fold) % buckets.length] : undefined);
+  });
+  return list;
 }
