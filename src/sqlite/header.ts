@@ -45,9 +45,12 @@ function notSqlite(what: string, bytes: Uint8Array): BackupError {
 /**
  * Validate the header against the image's length. `what` names the source in messages.
  * Throws SOURCE_EMPTY, NOT_SQLITE, SQLITE_TRUNCATED or SQLITE_CORRUPT.
+ *
+ * A streamed image passes only its first bytes (at least HEADER_BYTES of them, or all of a
+ * shorter image) and its whole `length`.
  */
-export function readHeader(bytes: Uint8Array, what: string): SqliteHeader {
-  if (bytes.length === 0) throw new BackupError("SOURCE_EMPTY", `${what} is empty (0 bytes): there is no database to back up.`, 422);
+export function readHeader(bytes: Uint8Array, what: string, length = bytes.length): SqliteHeader {
+  if (length === 0) throw new BackupError("SOURCE_EMPTY", `${what} is empty (0 bytes): there is no database to back up.`, 422);
   const prefix = bytes.subarray(0, MAGIC.length);
   if (prefix.length < MAGIC.length || !prefix.every((b, i) => b === MAGIC[i])) {
     if (bytes.length < MAGIC.length && MAGIC.subarray(0, bytes.length).every((b, i) => b === bytes[i])) {
@@ -55,8 +58,8 @@ export function readHeader(bytes: Uint8Array, what: string): SqliteHeader {
     }
     throw notSqlite(what, bytes);
   }
-  if (bytes.length < HEADER_BYTES) {
-    throw new BackupError("SQLITE_TRUNCATED", `${what} is truncated: ${bytes.length} bytes, shorter than the 100-byte SQLite header.`, 422);
+  if (length < HEADER_BYTES) {
+    throw new BackupError("SQLITE_TRUNCATED", `${what} is truncated: ${length} bytes, shorter than the 100-byte SQLite header.`, 422);
   }
   const rawPageSize = u16(bytes, 16);
   const pageSize = headerPageSize(bytes);
@@ -71,22 +74,22 @@ export function readHeader(bytes: Uint8Array, what: string): SqliteHeader {
   if (bytes[21] !== 64 || bytes[22] !== 32 || bytes[23] !== 32) {
     throw new BackupError("SQLITE_CORRUPT", `${what} has invalid payload fractions in its header: the header is damaged.`, 422);
   }
-  if (bytes.length % pageSize !== 0) {
+  if (length % pageSize !== 0) {
     throw new BackupError(
       "SQLITE_TRUNCATED",
-      `${what} is ${bytes.length} bytes, not a whole number of ${pageSize}-byte pages: it is truncated or was copied while being written.`,
+      `${what} is ${length} bytes, not a whole number of ${pageSize}-byte pages: it is truncated or was copied while being written.`,
       422,
     );
   }
   const changeCounter = u32(bytes, 24);
   const headerPages = u32(bytes, 28);
-  const filePages = bytes.length / pageSize;
+  const filePages = length / pageSize;
   // The in-header size is only valid when "version-valid-for" matches the change counter.
   const headerValid = headerPages > 0 && u32(bytes, 92) === changeCounter;
   if (headerValid && headerPages > filePages) {
     throw new BackupError(
       "SQLITE_TRUNCATED",
-      `${what} is truncated: its header says ${headerPages} pages (${headerPages * pageSize} bytes) but it holds ${filePages} (${bytes.length} bytes).`,
+      `${what} is truncated: its header says ${headerPages} pages (${headerPages * pageSize} bytes) but it holds ${filePages} (${length} bytes).`,
       422,
     );
   }
