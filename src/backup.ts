@@ -337,6 +337,9 @@ async function streamedBackup(deps: BackupDeps, target: BackupKey, options: RunO
     }
   }
   log.info("image checked", { bytes: facts.bytes, pageSize: facts.pageSize, pageCount: facts.pageCount, check, ...(facts.tables !== undefined ? { tables: facts.tables } : {}), sha256: facts.sha256, compressedBytes: gzipBytes, ...(facts.fromWalMode ? { note: "WAL-mode header marked rollback-journal in the image" } : {}) });
+  if (!facts.checkComplete) {
+    log.warn("the structural check could not read every schema row in one pass (an overflow page came before its row): trees it declares and unused pages were not checked", { check });
+  }
   if (facts.wal) {
     const { ignoredBecause, ...wal } = facts.wal;
     if (ignoredBecause) log.warn("WAL file ignored, as SQLite ignores it", { reason: ignoredBecause, walBytes: wal.bytes });

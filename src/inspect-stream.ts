@@ -20,6 +20,8 @@ export interface StreamFacts {
   pageCount: number;
   /** Tables counted by the structural check (undefined with CHECK=none). */
   tables: number | undefined;
+  /** False when the structural check could not read every schema row in one pass (StructureReport.complete). */
+  checkComplete: boolean;
   /** The source was a WAL-mode file; the image is marked rollback-journal (as markRollbackJournal does). */
   fromWalMode: boolean;
   wal: SourceImage["wal"];
@@ -88,6 +90,7 @@ export function inspectImage(source: ReadableStream<Uint8Array>, options: Inspec
     const header = readHeader(firstHeader ?? head ?? new Uint8Array(0), origin, total);
     const { wal } = await options.settled();
     let tables: number | undefined;
+    let checkComplete = true;
     if (structure) {
       const report = structure.finish();
       if (report.findings.length) throw structureError(origin, report.findings);
@@ -95,8 +98,9 @@ export function inspectImage(source: ReadableStream<Uint8Array>, options: Inspec
         throw new BackupError("SQLITE_CORRUPT", `${origin}: its header describes ${header.pageCount} pages, but the structural check read ${report.pageCount}.`, 422);
       }
       tables = report.tables;
+      checkComplete = report.complete;
     }
-    return { bytes: total, sha256: await sha256.digest(), pageSize: header.pageSize, pageCount: header.pageCount, tables, fromWalMode, wal };
+    return { bytes: total, sha256: await sha256.digest(), pageSize: header.pageSize, pageCount: header.pageCount, tables, checkComplete, fromWalMode, wal };
   };
 
   const stream = new ReadableStream<Uint8Array>(
