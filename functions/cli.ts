@@ -23,8 +23,9 @@ const USAGE = `usage: npm run cli -- <command>
   list [--json]          list this name's backups, newest first
   link [file|latest]     print a signed download link (default: latest)
   verify [file|latest] [--json]
-                         download, gunzip, compare sha256 with the metadata and run
-                         PRAGMA integrity_check (default: latest); exit 1 if anything is wrong
+                         download, gunzip, compare sha256 and size with the metadata and run
+                         the structural check on the pages as they stream (default: latest);
+                         exit 1 if anything is wrong
   restore [file|latest] --to PATH [--force | --if-missing] [--json]
                          restore atomically to PATH (temp file, verified, renamed over PATH);
                          --force replaces an existing PATH, --if-missing keeps it and exits 0
@@ -124,7 +125,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       if (values.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
       else {
         process.stdout.write(
-          `ok ${report.key}${report.encrypted ? " (age-encrypted, decrypted)" : ""}: ${report.bytes} bytes, sha256 ${report.sha256} matches, ${report.pageCount} pages of ${report.pageSize} bytes, integrity_check ok\n`,
+          `ok ${report.key}${report.encrypted ? " (age-encrypted, decrypted)" : ""}: ${report.bytes} bytes, sha256 ${report.sha256} matches, ${report.pageCount} pages of ${report.pageSize} bytes, ${report.check === "structure" ? "structural check" : "integrity_check"} ok\n`,
         );
       }
       return 0;

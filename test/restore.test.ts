@@ -15,7 +15,7 @@ import type { Runtime } from "../src/runtime.js";
 import { createS3Store } from "../src/store/s3.js";
 import type { BackupStore } from "../src/store/store.js";
 import { flipMiddleByte, putBackup, replaceBody } from "./helpers/backups.js";
-import { corruptIndexPage, dumpTables, integrityCheck, makeDatabase, sha256 } from "./helpers/db.js";
+import { corruptIndexPage, corruptTableLeaf, dumpTables, integrityCheck, makeDatabase, quickCheck, sha256 } from "./helpers/db.js";
 import { startTestStore, type TestStore } from "./helpers/s3.js";
 import { backupError } from "./helpers/errors.js";
 import { capturedLines } from "./helpers/log-capture.js";
@@ -50,9 +50,17 @@ async function fresh(): Promise<{ name: string; folder: string }> {
   return { name, folder };
 }
 
-function restore(name: string, options: Omit<RestoreOptions, "which"> & { which?: string }, files: RestoreFiles = nodeRestoreFiles) {
-  return restoreBackup({ config: { name, maxBytes: 4_294_967_295, s3: { prefix: "backups/" } }, runtime, store, files }, { which: "latest", ...options });
+function restore(name: string, options: Omit<RestoreOptions, "which"> & { which?: string }, files: RestoreFiles = nodeRestoreFiles, sqliteCheckMaxBytes?: number) {
+  return restoreBackup({ config: { name, maxBytes: 4_294_967_295, s3: { prefix: "backups/" } }, runtime, store, files, sqliteCheckMaxBytes }, { which: "latest", ...options });
 }
+
+/** The two ways a restore is proved: SQLite's integrity_check in memory (the default below 256 MiB), and the structural check as the pages stream (forced here with a limit of 0). */
+const PATHS = [
+  { label: "", limit: undefined, check: "integrity_check" },
+  { label: " (over the in-memory limit: structural check)", limit: 0, check: "structure" },
+] as const;
+
+const logged = (msg: string) => logLines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === msg);
 
 
 const bytesOf = async (path: string) => new Uint8Array(await readFile(path));
@@ -84,6 +92,7 @@ describe("restoreBackup", () => {
     expect(await readdir(folder)).toEqual(["app.db"]);
     const msgs = logLines.map((l) => (JSON.parse(l) as { msg: string }).msg);
     expect(msgs).toEqual(["restore started", "restore downloaded", "restore verified", "restored"]);
+    expect(logged("restore verified")[0]).toMatchObject({ check: "integrity_check", integrity: "ok", pageCount: image.length / 4096 });
     expect(logLines.join("\n")).not.toContain(s3.secretAccessKey);
   });
 
@@ -166,18 +175,63 @@ describe("restoreBackup", () => {
     { label: "valid gzip of a shorter image", damage: (t, key) => replaceBody(t, key, () => gzipSync(image.subarray(0, 8192))), code: "VERIFY_FAILED", message: /decompresses to 8192 bytes, its metadata says/ },
   ];
   for (const d of damaged) {
-    it(`${d.label}: --force does not replace the target and leaves no temp file`, async () => {
+    for (const proof of PATHS) {
+      it(`${d.label}${proof.label}: --force does not replace the target and leaves no temp file`, async () => {
+        const { name, folder } = await fresh();
+        const { key } = await putBackup(s3, { name, image });
+        await d.damage(s3, key);
+        const target = join(folder, "app.db");
+        await writeFile(target, other);
+        await writeFile(`${target}-wal`, "stale wal of the current database");
+        const err = await backupError(restore(name, { target, force: true }, nodeRestoreFiles, proof.limit));
+        expect(err.code).toBe(d.code);
+        expect(err.message).toMatch(d.message);
+        expect(sha256(await bytesOf(target))).toBe(sha256(other));
+        // Nothing was touched: not even the companions of the database that stays.
+        expect((await readdir(folder)).sort()).toEqual(["app.db", "app.db-wal"]);
+      });
+    }
+  }
+
+  it("over the in-memory limit: streamed to the temp file, proved by the structural check and the sha256 read back from disk, byte for byte", async () => {
+    const { name, folder } = await fresh();
+    const { key } = await putBackup(s3, { name, image });
+    const target = join(folder, "app.db");
+    logLines.length = 0;
+    const result = await restore(name, { target }, nodeRestoreFiles, image.length - 1);
+    expect(result).toMatchObject({ restored: true, key, bytes: image.length, sha256: sha256(image), pageSize: 4096, pageCount: image.length / 4096 });
+    expect(sha256(await bytesOf(target))).toBe(sha256(image));
+    expect(await readdir(folder)).toEqual(["app.db"]);
+    expect(logged("restore verified")[0]).toMatchObject({ check: "structure", integrity: "ok", pageCount: image.length / 4096 });
+    expect(String(logged("restore verified")[0]!.why)).toContain(`over ${image.length - 1} bytes`);
+  });
+
+  for (const proof of PATHS) {
+    it(`a database SQLite's quick_check rejects, inside a backup with its true sha256, is refused${proof.label}: no target, no temp file`, async () => {
+      const bad = await corruptTableLeaf(await makeDatabase({ rows: 3000, targetBytes: 300_000 }));
+      const sqlite = await quickCheck(bad);
+      expect(sqlite).not.toEqual(["ok"]);
       const { name, folder } = await fresh();
-      const { key } = await putBackup(s3, { name, image });
-      await d.damage(s3, key);
+      await putBackup(s3, { name, image: bad });
       const target = join(folder, "app.db");
+      const err = await backupError(restore(name, { target }, nodeRestoreFiles, proof.limit));
+      expect({ code: err.code, status: err.status }).toEqual({ code: "SQLITE_CORRUPT", status: 422 });
+      if (proof.check === "structure") {
+        // The finding names the tree and page SQLite names.
+        const where = /Tree (\d+) page (\d+)/.exec(sqlite.join("\n"));
+        expect(err.message).toMatch(/failed the structural check: Tree \d+ page \d+/);
+        expect(err.message).toContain(`Tree ${where![1]} page ${where![2]}`);
+      } else {
+        expect(err.message).toMatch(/failed PRAGMA integrity_check: /);
+      }
+      expect(err.message).toMatch(/use an older backup\.$/);
+      expect(await readdir(folder)).toEqual([]);
+
+      // --force over an existing database: it and its companions stay as they were.
       await writeFile(target, other);
       await writeFile(`${target}-wal`, "stale wal of the current database");
-      const err = await backupError(restore(name, { target, force: true }));
-      expect(err.code).toBe(d.code);
-      expect(err.message).toMatch(d.message);
+      expect((await backupError(restore(name, { target, force: true }, nodeRestoreFiles, proof.limit))).code).toBe("SQLITE_CORRUPT");
       expect(sha256(await bytesOf(target))).toBe(sha256(other));
-      // Nothing was touched: not even the companions of the database that stays.
       expect((await readdir(folder)).sort()).toEqual(["app.db", "app.db-wal"]);
     });
   }
@@ -192,35 +246,39 @@ describe("restoreBackup", () => {
     expect(await readdir(folder)).toEqual([]);
   });
 
-  it("what is checked is what is on disk: a write corrupted on its way is caught by the read-back", async () => {
-    const { name, folder } = await fresh();
-    await putBackup(s3, { name, image });
-    const target = join(folder, "app.db");
-    await writeFile(target, other);
-    let flipped = false;
-    const badDisk: RestoreFiles = {
-      ...nodeRestoreFiles,
-      async createExclusive(path, mode) {
-        const file = await nodeRestoreFiles.createExclusive(path, mode);
-        return {
-          ...file,
-          write: (chunk) => {
-            if (flipped || chunk.length < 200) return file.write(chunk);
-            flipped = true;
-            const copy = chunk.slice();
-            copy[100] = copy[100]! ^ 0x10;
-            return file.write(copy);
-          },
-        };
-      },
-    };
-    const err = await backupError(restore(name, { target, force: true }, badDisk));
-    expect(flipped).toBe(true);
-    expect(err.code).toBe("VERIFY_FAILED");
-    expect(err.message).toContain("the sha256 of its");
-    expect(sha256(await bytesOf(target))).toBe(sha256(other));
-    expect(await readdir(folder)).toEqual(["app.db"]);
-  });
+  for (const proof of PATHS) {
+    it(`what is checked is what is on disk: a write corrupted on its way is caught by the read-back${proof.label}`, async () => {
+      const { name, folder } = await fresh();
+      await putBackup(s3, { name, image });
+      const target = join(folder, "app.db");
+      await writeFile(target, other);
+      let flipped = false;
+      const badDisk: RestoreFiles = {
+        ...nodeRestoreFiles,
+        async createExclusive(path, mode) {
+          const file = await nodeRestoreFiles.createExclusive(path, mode);
+          return {
+            ...file,
+            write: (chunk) => {
+              if (flipped || chunk.length < 200) return file.write(chunk);
+              flipped = true;
+              const copy = chunk.slice();
+              copy[100] = copy[100]! ^ 0x10;
+              return file.write(copy);
+            },
+          };
+        },
+      };
+      const err = await backupError(restore(name, { target, force: true }, badDisk, proof.limit));
+      expect(flipped).toBe(true);
+      expect(err.code).toBe("VERIFY_FAILED");
+      expect(err.message).toContain("the sha256 of its");
+      // The bytes that streamed were the backup's: the disk is blamed, not the backup.
+      expect(err.message).toContain("the temp file read back from disk is not what was written to it");
+      expect(sha256(await bytesOf(target))).toBe(sha256(other));
+      expect(await readdir(folder)).toEqual(["app.db"]);
+    });
+  }
 
   it("a full disk is named, and the partial temp file is removed", async () => {
     const { name, folder } = await fresh();

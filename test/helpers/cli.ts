@@ -12,12 +12,13 @@ export interface Run {
   stderr: string;
 }
 
-export function cli(args: string[], env: Record<string, string>): Promise<Run> {
+/** Run `npm run cli -- …args` as a child process; `nodeArgs` go to Node before the script (e.g. `--import` a probe). */
+export function cli(args: string[], env: Record<string, string>, nodeArgs: readonly string[] = []): Promise<Run> {
   registerEnvSecrets(env);
   return new Promise((resolve) => {
     execFile(
       process.execPath,
-      ["--import", "tsx", "functions/cli.ts", ...args],
+      ["--import", "tsx", ...nodeArgs, "functions/cli.ts", ...args],
       { env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true", ...env }, maxBuffer: 64 * 1024 * 1024 },
       (err, stdout, stderr) => {
         const source = `cli ${args[0] ?? ""}`.trim();
