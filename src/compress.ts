@@ -70,16 +70,3 @@ export async function sha256Of(bytes: Uint8Array, hasher: Sha256, sliceBytes = 8
   }
   return hasher.digest();
 }
-
-/** Consume a stream into a hash, returning the digest and the number of bytes. */
-export async function hashStream(stream: ReadableStream<Uint8Array>, hasher: Sha256): Promise<{ sha256: string; bytes: number }> {
-  let bytes = 0;
-  const reader = stream.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    bytes += value.byteLength;
-    hasher.update(value);
-  }
-  return { sha256: await hasher.digest(), bytes };
-}

@@ -150,18 +150,22 @@ export function settle(input: SettleInput): string[] {
     const rootKind = tree.root <= pageCount ? t.kind[tree.root]! & KIND_MASK : KIND_NONE;
     // A table whose SQL was not understood is WITHOUT ROWID exactly when its root says so.
     const intKey = tree.kindKnown ? tree.intKey : rootKind === KIND_TABLE_INTERIOR || rootKind === KIND_TABLE_LEAF;
-    const visit = (p: number, maxKey: number | bigint, level: number): [number, number | bigint] => {
-      if (p === 0) return [0, maxKey];
+    // visit() returns the subtree's depth and leaves its smallest rowid here (no tuple per page:
+    // a 1 GiB database has 262 144 of them).
+    let low = 0n;
+    const visit = (p: number, maxKey: bigint, level: number): number => {
+      low = maxKey;
+      if (p === 0) return 0;
       prefix = `Tree ${tree.root} page ${p}: `;
-      if (checkRef(p)) return [0, maxKey];
+      if (checkRef(p)) return 0;
       const kind = t.kind[p]! & KIND_MASK;
       const problem = t.kind[p]! >> PROBLEM_SHIFT;
       if (kind === KIND_NONE) {
         findings.add(`${prefix}btreeInitPage() returns error code 11 (not a b-tree page)`);
-        return [0, maxKey];
+        return 0;
       }
       if (problem) findings.add(`${prefix}${PAGE_PROBLEMS[problem]}`);
-      if (isFatalProblem(problem)) return [0, maxKey];
+      if (isFatalProblem(problem)) return 0;
       const pageIntKey = kind === KIND_TABLE_INTERIOR || kind === KIND_TABLE_LEAF;
       const leaf = kind === KIND_TABLE_LEAF || kind === KIND_INDEX_LEAF;
       // What a cursor refuses on its way down (getAndInitPage): quick_check reads every table's rows with one.
@@ -169,7 +173,7 @@ export function settle(input: SettleInput): string[] {
       if (tree.isTable && level > 0 && t.c[p] === 0) findings.add(`${prefix}an empty page below the root of ${tree.name}`);
       if (level >= MAX_TREE_DEPTH) {
         findings.add(`${prefix}the b-tree is deeper than SQLite can read (${MAX_TREE_DEPTH} levels)`);
-        return [0, maxKey];
+        return 0;
       }
       const nCell = t.c[p]!;
       if (leaf || !pageIntKey) {
@@ -189,15 +193,17 @@ export function settle(input: SettleInput): string[] {
       }
       prefix = `Tree ${tree.root} page ${p}: `;
       if (leaf) {
-        if (!pageIntKey || nCell === 0 || t.keys.length <= kStart + 1) return [0, maxKey];
+        if (!pageIntKey || nCell === 0 || t.keys.length <= kStart + 1) return 0;
         const first = t.keys.data[kStart]!;
         const last = t.keys.data[kStart + 1]!;
-        if (last > BigInt(maxKey)) findings.add(`${prefix}Rowid ${last} out of order`);
-        return [0, first];
+        if (last > maxKey) findings.add(`${prefix}Rowid ${last} out of order`);
+        low = first;
+        return 0;
       }
       const right = t.pointers.data[pStart + nCell]!;
       checkPtrmap(right, PTRMAP_BTREE, p);
-      let [depth, low] = visit(right, maxKey, level + 1);
+      let depth = visit(right, maxKey, level + 1);
+      let below = low;
       for (let i = nCell - 1; i >= 0 && !findings.full; i--) {
         const child = t.pointers.data[pStart + i]!;
         let bound = maxKey;
@@ -205,21 +211,22 @@ export function settle(input: SettleInput): string[] {
           const key = t.keys.data[kStart + i]!;
           if (child === 0 && key === 0n) continue; // a cell the page check already skipped
           prefix = `Tree ${tree.root} page ${p} cell ${i}: `;
-          if (key >= BigInt(low)) findings.add(`${prefix}Rowid ${key} out of order`);
+          if (key >= below) findings.add(`${prefix}Rowid ${key} out of order`);
           bound = key;
         } else if (child === 0) {
           continue;
         }
         checkPtrmap(child, PTRMAP_BTREE, p);
-        const [d2, m2] = visit(child, bound, level + 1);
+        const d2 = visit(child, bound, level + 1);
         if (d2 !== depth) {
           prefix = `Tree ${tree.root} page ${p} cell ${i}: `;
           findings.add(`${prefix}Child page depth differs`);
           depth = d2;
         }
-        low = m2;
+        below = low;
       }
-      return [depth + 1, low];
+      low = below;
+      return depth + 1;
     };
     visit(tree.root, LARGEST_KEY, 0);
     prefix = "";
