@@ -6,7 +6,8 @@
  * `maxRss` (peak RSS of the process, worker threads included), `cpuUs` (user + system CPU
  * of the whole process during the backup() call: main thread, zlib's pool, the check's
  * worker thread) and `marks`: when (ms since the
- * backup() call) each log message was first seen, with the RSS then — the phases of the run.
+ * backup() call) each log message was first seen, with the RSS then — the phases of the run;
+ * `check`: the check the run chose (the `check` field of its log lines, e.g. CHECK=auto's pick).
  * Run by bench/run.ts.
  */
 import { createNodeContext } from "../functions/node-context.js";
@@ -18,8 +19,10 @@ let t0 = performance.now();
 const monoUs = () => Number(process.hrtime.bigint() / 1000n);
 let startUs = monoUs();
 const marks: Record<string, { ms: number; rss: number }> = {};
-const mark = (msg: string) => {
+let check: string | undefined;
+const mark = (msg: string, fields?: Record<string, unknown>) => {
   marks[msg] ??= { ms: performance.now() - t0, rss: process.memoryUsage().rss };
+  if (typeof fields?.check === "string") check ??= fields.check;
 };
 const logger: Logger = { debug: mark, info: mark, warn: mark, error: mark, child: () => logger };
 
@@ -28,10 +31,11 @@ const idle = process.memoryUsage().rss;
 t0 = performance.now();
 startUs = monoUs();
 for (const k of Object.keys(marks)) delete marks[k];
+check = undefined;
 const cpu = process.cpuUsage();
 const manifest = await ctx.service.backup();
 const ms = performance.now() - t0;
 const { user, system } = process.cpuUsage(cpu);
 process.stdout.write(
-  JSON.stringify({ ms, bytes: manifest.bytes, gzipBytes: manifest.gzipBytes, loadedRss: loaded, idleRss: idle, startUs, maxRss: process.resourceUsage().maxRSS * 1024, cpuUs: user + system, marks }) + "\n",
+  JSON.stringify({ ms, bytes: manifest.bytes, gzipBytes: manifest.gzipBytes, loadedRss: loaded, idleRss: idle, startUs, maxRss: process.resourceUsage().maxRSS * 1024, cpuUs: user + system, marks, ...(check ? { check } : {}) }) + "\n",
 );

@@ -10,6 +10,18 @@
  *   thread pool and the multipart upload, verify, prune) per GZIP_LEVEL, in a child process (bench/backup-once.ts) so that its memory is only
  *   the backup's, to an in-process S3 server (functions/embedded-s3.ts) in this process.
  *
+ * - the structural check (CHECK=structure, src/sqlite/structure.ts) on its own, for the sizes in
+ *   BENCH_CHECK_SIZES (default "256,1024"; "none" skips it; a size not among the backup sizes
+ *   gets its database and its backups all the same): its throughput fed in 1 MiB chunks from
+ *   fs.createReadStream (bench/check-once.ts, a child process), without and with the reads, the
+ *   state it holds and its RSS growth; PRAGMA quick_check in sql.js and in the sqlite3 CLI on the
+ *   same file; its share of the tool's backup() at each level of the table above (whatever
+ *   check the default CHECK picked there), and backup() at the first BENCH_LEVELS level with
+ *   CHECK=quick and with CHECK=structure (a table row is reused where it ran that check).
+ *   Written as the section "Structural check (CHECK=structure)" of the results file.
+ *   BENCH_ONLY=check runs only this part (sizes from BENCH_CHECK_SIZES; the share is then of its
+ *   CHECK=structure backup) and replaces only that section of the results file, keeping the rest.
+ *
  * Every process runs under GNU `/usr/bin/time -f '%e %M %U %S'` (wall seconds, peak RSS KiB, CPU seconds); each
  * contestant starts after a read of the DB file (cat > /dev/null), so all find it in the page
  * cache. Prints a markdown table on stdout (progress on stderr) and writes bench/results.md.
@@ -41,6 +53,16 @@ if (!SHAPES.includes(shape)) fail(`BENCH_SHAPE must be one of ${SHAPES.join(", "
 const resultsFile = shape === "mixed" ? "results.md" : `results-${shape}.md`;
 const runs = Number(process.env.BENCH_RUNS ?? "1");
 if (!Number.isInteger(runs) || runs < 1 || runs > 9) fail(`BENCH_RUNS must be 1…9, got "${process.env.BENCH_RUNS}"`);
+const checkSizesEnv = (process.env.BENCH_CHECK_SIZES ?? "256,1024").trim();
+const checkSizes = checkSizesEnv === "" || checkSizesEnv === "none" ? [] : checkSizesEnv.split(",").map((s) => Number(s.trim()));
+if (checkSizes.some((n) => !(n > 0))) fail(`BENCH_CHECK_SIZES must be MiB > 0 separated by commas, or "none", got "${process.env.BENCH_CHECK_SIZES}"`);
+const only = process.env.BENCH_ONLY;
+if (only !== undefined && only !== "check") fail(`BENCH_ONLY can only be "check", got "${only}"`);
+const checkOnly = only === "check";
+if (checkOnly && sizeArgs.length) fail("BENCH_ONLY=check measures the sizes in BENCH_CHECK_SIZES; size arguments are for the backup table");
+if (checkOnly && !checkSizes.length) fail("BENCH_ONLY=check with BENCH_CHECK_SIZES=none leaves nothing to measure");
+/** The GZIP_LEVEL of the check part's backups (CHECK=quick against CHECK=structure). */
+const checkLevel = levels[0]!;
 
 function fail(message: string): never {
   process.stderr.write(`bench: ${message}\n`);
@@ -230,6 +252,8 @@ interface Result {
   cpuS: number;
   /** The tool: CPU seconds the S3 server (this process) spent receiving it, on the same cores. */
   serverCpuS?: number;
+  /** The tool: the check its run chose (CHECK, or what CHECK=auto picked), from its log lines. */
+  check?: string;
 }
 
 async function baseline(db: string, dbBytes: number, name: string, compressor: string, compressorArgs: string[]): Promise<Result> {
@@ -264,6 +288,7 @@ interface OnceReport {
   maxRss: number;
   cpuUs: number;
   marks?: Record<string, { ms: number; rss: number }>;
+  check?: string;
 }
 
 /**
@@ -287,7 +312,7 @@ function phases(r: OnceReport): { steps?: string; memory: string } {
   return { steps: `${first} + verify+prune ${s(r.ms - uploaded)}`, memory };
 }
 
-async function tool(db: string, level: number): Promise<Result> {
+async function tool(db: string, level: number, check?: "quick" | "structure"): Promise<Result> {
   const cpu = process.cpuUsage();
   const t = await timed(process.execPath, ["--import", "tsx", new URL("./backup-once.ts", import.meta.url).pathname], {
     env: {
@@ -301,6 +326,7 @@ async function tool(db: string, level: number): Promise<Result> {
       S3_SECRET_ACCESS_KEY: s3!.secretAccessKey,
       GZIP_LEVEL: String(level),
       MAX_COUNT: "2",
+      ...(check ? { CHECK: check } : {}),
     },
   });
   const r = JSON.parse(t.stdout.trim().split("\n").pop() ?? "") as OnceReport;
@@ -311,7 +337,7 @@ async function tool(db: string, level: number): Promise<Result> {
   const serverCpuS = (user + system) / 1e6;
   progress(`    CPU of the backup: ${(r.cpuUs / 1e6).toFixed(2)} s; of this process (the S3 server) meanwhile: ${serverCpuS.toFixed(2)} s`);
   return {
-    contestant: `tool, GZIP_LEVEL=${level}`,
+    contestant: `tool, GZIP_LEVEL=${level}${check ? `, CHECK=${check}` : ""}`,
     wallS: r.ms / 1000,
     processWallS: t.wallS,
     ...(steps ? { steps } : {}),
@@ -320,6 +346,7 @@ async function tool(db: string, level: number): Promise<Result> {
     growth: (peak - r.idleRss) / r.bytes,
     cpuS: r.cpuUs / 1e6,
     serverCpuS,
+    ...(r.check ? { check: r.check } : {}),
   };
 }
 
@@ -334,6 +361,141 @@ async function measure(db: string, label: string, once: () => Promise<Result>): 
   }
   all.sort((a, b) => a.wallS - b.wallS);
   return all[Math.floor((all.length - 1) / 2)]!;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The structural check (CHECK=structure) on its own
+
+/** bench/check-once.ts's JSON line. */
+interface CheckOnce {
+  bytes: number;
+  checkMs: number;
+  totalMs: number;
+  findings: string[];
+  pageCount: number;
+  stateBytes?: number;
+  idleRss: number;
+  peakRss: number;
+}
+
+interface CheckRow {
+  asked: number;
+  dbBytes: number;
+  structure: CheckOnce;
+  /** sql.js PRAGMA quick_check, or why it could not run. */
+  sqljs: CheckOnce | string;
+  /** sqlite3 -readonly DB 'PRAGMA quick_check' under GNU time. */
+  cli: Timed;
+  /** The tool's backup() per level in the table above (the default CHECK); empty with BENCH_ONLY=check. */
+  table: Map<number, Result>;
+  /** The tool's backup() at checkLevel with CHECK=quick and with CHECK=structure. */
+  quickBackup: Result;
+  structureBackup: Result;
+}
+
+async function checkOnce(mode: "structure" | "sqljs", db: string): Promise<CheckOnce> {
+  const t = await timed(process.execPath, ["--import", "tsx", new URL("./check-once.ts", import.meta.url).pathname, mode, db], {
+    env: { PATH: process.env.PATH ?? "" },
+  });
+  const r = JSON.parse(t.stdout.trim().split("\n").pop() ?? "") as CheckOnce;
+  if (r.findings.length) throw new Error(`${mode} check of ${db} found: ${r.findings.slice(0, 3).join("; ")}`);
+  return r;
+}
+
+/** Run `once` BENCH_RUNS times (each after a warm-up read) and keep the median by `key`. */
+async function median<T>(db: string, label: string, key: (r: T) => number, describe: (r: T) => string, once: () => Promise<T>): Promise<T> {
+  const all: T[] = [];
+  for (let i = 0; i < runs; i++) {
+    await warmUp(db);
+    const r = await once();
+    progress(`  ${label}${runs > 1 ? ` (run ${i + 1}/${runs})` : ""}: ${describe(r)}`);
+    all.push(r);
+  }
+  all.sort((a, b) => key(a) - key(b));
+  return all[Math.floor((all.length - 1) / 2)]!;
+}
+
+/** The check part for one database; `table` holds the backups of the table above at this size, by level. */
+async function checkPart(asked: number, db: string, dbBytes: number, table: Map<number, Result>): Promise<CheckRow> {
+  const mibs = (ms: number) => `${(ms / 1000).toFixed(2)} s (${(dbBytes / MiB / (ms / 1000)).toFixed(0)} MiB/s)`;
+  const describe = (r: CheckOnce) => `${mibs(r.checkMs)}, with reads ${mibs(r.totalMs)}, RSS +${((r.peakRss - r.idleRss) / MiB).toFixed(0)} MiB${r.stateBytes !== undefined ? `, state ${(r.stateBytes / MiB).toFixed(2)} MiB` : ""}`;
+  const structure = await median(db, "structure check (1 MiB chunks)", (r: CheckOnce) => r.checkMs, describe, () => checkOnce("structure", db));
+  let sqljs: CheckOnce | string;
+  try {
+    sqljs = await median(db, "sql.js PRAGMA quick_check", (r: CheckOnce) => r.checkMs, describe, () => checkOnce("sqljs", db));
+  } catch (err) {
+    progress(`  sql.js PRAGMA quick_check failed: ${err instanceof Error ? err.message : String(err)}`);
+    sqljs = "n/a (needs the whole image in memory)";
+  }
+  const cli = await median(db, "sqlite3 CLI PRAGMA quick_check", (r: Timed) => r.wallS, (r) => `${mibs(r.wallS * 1000)}, peak RSS ${(r.maxRssBytes / MiB).toFixed(0)} MiB`, async () => {
+    const t = await timed("sqlite3", ["-readonly", db, "PRAGMA quick_check"]);
+    if (t.stdout.trim() !== "ok") throw new Error(`sqlite3 PRAGMA quick_check of ${db}: ${t.stdout.trim().slice(0, 200)}`);
+    return t;
+  });
+  const backup = async (check: "quick" | "structure") => {
+    const row = table.get(checkLevel);
+    if (row?.check === check) {
+      progress(`  tool GZIP_LEVEL=${checkLevel} CHECK=${check}: the table's row (its default CHECK ran ${check})`);
+      return row;
+    }
+    return measure(db, `tool GZIP_LEVEL=${checkLevel} CHECK=${check}`, () => tool(db, checkLevel, check));
+  };
+  const quickBackup = await backup("quick");
+  const structureBackup = await backup("structure");
+  return { asked, dbBytes, structure, sqljs, cli, table, quickBackup, structureBackup };
+}
+
+function checkTable(rows: CheckRow[]): string {
+  const lines = [
+    `| DB size | pages | structure check s (MiB/s) | with 1 MiB reads s (MiB/s) | check state MiB (bytes/page) | check RSS growth MiB | sql.js quick_check s (MiB/s), RSS growth | sqlite3 CLI quick_check s (MiB/s) | check s / backup() s | backup() GZIP_LEVEL=${checkLevel}: CHECK=quick s → CHECK=structure s |`,
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+  ];
+  for (const r of rows) {
+    const mib = r.dbBytes / MiB;
+    const s = (sec: number) => `${sec.toFixed(2)} (${(mib / sec).toFixed(0)})`;
+    const st = r.structure;
+    const state = st.stateBytes ?? 0;
+    const sqljs = typeof r.sqljs === "string" ? r.sqljs : `${s(r.sqljs.checkMs / 1000)}, +${((r.sqljs.peakRss - r.sqljs.idleRss) / MiB).toFixed(0)} MiB`;
+    const backups: [number, Result][] = r.table.size ? [...r.table.entries()].sort(([a], [b]) => a - b) : [[checkLevel, r.structureBackup]];
+    const share = backups
+      .map(([level, b]) => `${((100 * st.checkMs) / 1000 / b.wallS).toFixed(1)} % of ${b.wallS.toFixed(2)} (level ${level}${b.check ? `, CHECK=${b.check}` : ""})`)
+      .join("; ");
+    lines.push(
+      `| ${mib.toFixed(1)} MiB | ${st.pageCount} | ${s(st.checkMs / 1000)} | ${s(st.totalMs / 1000)} | ${(state / MiB).toFixed(2)} (${(state / st.pageCount).toFixed(1)}) | ${((st.peakRss - st.idleRss) / MiB).toFixed(0)} | ${sqljs} | ${s(r.cli.wallS)} | ${share} | ${r.quickBackup.wallS.toFixed(2)} → ${r.structureBackup.wallS.toFixed(2)} |`,
+    );
+  }
+  return lines.join("\n");
+}
+
+function checkSection(rows: CheckRow[], provenance: string): string {
+  return `## Structural check (CHECK=structure)
+
+${provenance}
+
+${checkTable(rows)}
+
+How to read:
+- The structure check is src/sqlite/structure.ts in a child process of its own
+  (bench/check-once.ts): the file read with \`fs.createReadStream\` in 1 MiB chunks, as a stream
+  delivers it, each chunk handed to \`StructureCheck.update\`, then \`finish()\`. "structure
+  check s" is the time inside update() and finish() only; "with 1 MiB reads" is from opening
+  the file to the verdict. The file is in the page cache (read just before).
+- Check state is the report's \`stateBytes\` (the page summaries and pointer logs it holds for
+  the whole database), per page in brackets; RSS growth is the highest RSS sampled after every
+  chunk minus the RSS before the first read (the stream's chunks not yet collected included).
+- sql.js: the whole file read into one buffer and opened in place as the backup pipeline opens
+  it (src/sqlite/check.ts openImage; no copy into WebAssembly memory), \`PRAGMA quick_check\`
+  alone timed; its RSS growth includes the image. sqlite3 CLI: the wall time of
+  \`sqlite3 -readonly DB 'PRAGMA quick_check'\` under GNU time, process start included.
+- "check s / backup() s" is the structure check's time (without the reads) over the wall time
+  of the tool's backup() measured in this run: the table above's rows, with the check their
+  default CHECK picked (from the run's log lines); with BENCH_ONLY=check, the CHECK=structure
+  backup of the last column. The target is ≤ 5 %.
+- The last column is backup() at GZIP_LEVEL=${checkLevel} with CHECK=quick (sql.js on a worker
+  thread, the image in memory), then with CHECK=structure (the structural check on the pages
+  as they pass); a row of the table above is reused where its default CHECK ran the same
+  check.${runs > 1 ? ` Every figure is the median of ${runs} runs.` : ""}
+`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -386,7 +548,7 @@ async function machine(v: Versions): Promise<string> {
 }
 
 function command(): string {
-  const env = ["BENCH_SHAPE", "BENCH_LEVELS", "BENCH_RUNS"].filter((k) => process.env[k] !== undefined).map((k) => `${k}=${process.env[k]} `);
+  const env = ["BENCH_ONLY", "BENCH_SHAPE", "BENCH_LEVELS", "BENCH_RUNS", "BENCH_CHECK_SIZES"].filter((k) => process.env[k] !== undefined).map((k) => `${k}=${process.env[k]} `);
   return `${env.join("")}npm run bench${sizeArgs.length ? ` -- ${sizeArgs.join(" ")}` : ""}`;
 }
 
@@ -398,39 +560,75 @@ const tools = await ensureTools();
 const load = loadavg();
 const cpuBefore = await cpuTimes();
 const rows: SizeResult[] = [];
+const checkRows: CheckRow[] = [];
+async function database(asked: number): Promise<{ db: string; dbBytes: number }> {
+  progress(`database of ${asked} MiB (bench/make-db.ts; generated once, then cached)`);
+  const db = await benchDatabase(asked, shape);
+  const dbBytes = (await stat(db)).size;
+  progress(`${db}: ${(dbBytes / MiB).toFixed(1)} MiB`);
+  return { db, dbBytes };
+}
 try {
   workDir = await mkdtemp(join(tmpdir(), "seb-bench-"));
   s3 = await startEmbeddedS3({ directory: join(workDir, "s3"), bucket: "bench" });
-  for (const asked of sizes) {
-    progress(`database of ${asked} MiB (bench/make-db.ts; generated once, then cached)`);
-    const db = await benchDatabase(asked, shape);
-    const dbBytes = (await stat(db)).size;
-    progress(`${db}: ${(dbBytes / MiB).toFixed(1)} MiB`);
+  for (const asked of checkOnly ? [] : sizes) {
+    const { db, dbBytes } = await database(asked);
     const results = [
       await measure(db, "baseline A (.backup + gzip -6)", () => baseline(db, dbBytes, "baseline A: .backup + gzip -6", "gzip", ["-6"])),
       await measure(db, "baseline B (.backup + pigz -p2 -1)", () => baseline(db, dbBytes, "baseline B: .backup + pigz -p2 -1", "pigz", ["-p2", "-1"])),
     ];
-    for (const level of levels) results.push(await measure(db, `tool GZIP_LEVEL=${level}`, () => tool(db, level)));
+    const byLevel = new Map<number, Result>();
+    for (const level of levels) {
+      const r = await measure(db, `tool GZIP_LEVEL=${level}`, () => tool(db, level));
+      results.push(r);
+      byLevel.set(level, r);
+    }
     rows.push({ asked, dbBytes, results });
+    if (checkSizes.includes(asked)) {
+      progress(`structural check (CHECK=structure) at ${asked} MiB`);
+      checkRows.push(await checkPart(asked, db, dbBytes, byLevel));
+    }
+  }
+  for (const asked of checkSizes) {
+    if (!checkOnly && sizes.includes(asked)) continue;
+    const { db, dbBytes } = await database(asked);
+    progress(`structural check (CHECK=structure) at ${asked} MiB`);
+    checkRows.push(await checkPart(asked, db, dbBytes, new Map()));
   }
 } finally {
   await cleanUp();
 }
 
-const result = table(rows);
 const seconds = ((Date.now() - started.getTime()) / 1000).toFixed(0);
-console.log(result);
 const loadAfter = loadavg();
 const fmtLoad = (l: number[]) => l.map((x) => x.toFixed(2)).join(" ");
 const stolen = stealShare(cpuBefore, await cpuTimes());
+const resultsUrl = new URL(`./${resultsFile}`, import.meta.url);
+const loadLine = `Load average (1, 5, 15 min) before: ${fmtLoad(load)}; after: ${fmtLoad(loadAfter)}.${stolen === undefined ? "" : ` CPU time stolen by the hypervisor during the run: ${(100 * stolen).toFixed(1)} % (other tenants of a shared VM; above a few % the times are inflated).`}`;
+if (checkOnly) {
+  console.log(checkTable(checkRows));
+  const section = checkSection(
+    checkRows,
+    `\`${command()}\` — ${started.toISOString()}, ${seconds} s in all (only this part; the table above is from an earlier run).\n\nMachine: ${await machine(tools)}.\n${loadLine}`,
+  );
+  const previous = existsSync(resultsUrl) ? await readFile(resultsUrl, "utf8") : "# Backup benchmark\n";
+  const at = previous.indexOf("## Structural check (CHECK=structure)");
+  await writeFile(resultsUrl, `${at < 0 ? `${previous.trimEnd()}\n\n` : previous.slice(0, at)}${section}`);
+  progress(`wrote the structural check section of bench/${resultsFile} (${seconds} s)`);
+  process.exit(0);
+}
+
+const result = table(rows);
+console.log(result);
+if (checkRows.length) console.log(`\n${checkTable(checkRows)}`);
 await writeFile(
-  new URL(`./${resultsFile}`, import.meta.url),
+  resultsUrl,
   `# Backup benchmark
 
 \`${command()}\` — ${started.toISOString()}, ${seconds} s in all.
 
 Machine: ${await machine(tools)}.
-Load average (1, 5, 15 min) before: ${fmtLoad(load)}; after: ${fmtLoad(loadAfter)}.${stolen === undefined ? "" : ` CPU time stolen by the hypervisor during the run: ${(100 * stolen).toFixed(1)} % (other tenants of a shared VM; above a few % the times are inflated).`}
+${loadLine}
 
 Databases: bench/make-db.ts (cached in bench/cache/): mixed INTEGER/REAL/TEXT/JSON rows with three
 indexes and ${shape === "photos" ? "32–288 KiB blobs of random bytes (images, as deflate sees them)" : "4–28 KiB blobs, half random bytes, half text"}; page size 4096.${runs > 1 ? ` Each contestant ran ${runs} times; the table shows the run with the median wall time.` : ""}
@@ -457,6 +655,6 @@ How to read:
 - A load average well above 0 before the run, or CPU time stolen by the hypervisor, means
   other work shared the CPUs: compare numbers only between quiet runs (BENCH_RUNS=3 keeps the
   median of three).
-`,
+${checkRows.length ? `\n${checkSection(checkRows, "Measured in the same run as the table above, on the same files.")}` : ""}`,
 );
 progress(`wrote bench/${resultsFile} (${seconds} s)`);
