@@ -5,7 +5,8 @@
 import initSqlJs from "sql.js/dist/sql-wasm-browser.js";
 import sqlWasm from "sql.js/dist/sql-wasm-browser.wasm";
 import { jsonLogger, type Logger } from "../src/log.js";
-import type { Runtime, Sha256 } from "../src/runtime.js";
+import type { ByteTransform, Runtime, Sha256 } from "../src/runtime.js";
+import { pacedTransform } from "./paced-transform.js";
 
 // workerd forbids compiling WASM from bytes at run time, so the module wrangler compiled at
 // deploy time is instantiated directly. sql.js's Emscripten glue reads `location`.
@@ -57,8 +58,10 @@ export const WORKER_QUICK_CHECK_MAX_BYTES = 16 * 1024 * 1024;
 export async function createWorkerRuntime(logger: Logger): Promise<Runtime> {
   return {
     sqlite: await loadSqlite(),
-    // Workers' gzip has a fixed level; GZIP_LEVEL applies on Node only.
-    gzip: () => new CompressionStream("gzip") as unknown as ReadableWritablePair<Uint8Array, Uint8Array>,
+    // Workers' gzip has a fixed level; GZIP_LEVEL applies on Node only. Paced: workerd's
+    // CompressionStream takes every chunk written and buffers its output; the input comes
+    // through an IdentityTransformStream (functions/paced-transform.ts says why).
+    gzip: () => pacedTransform(new CompressionStream("gzip") as unknown as ByteTransform, new IdentityTransformStream() as unknown as ByteTransform),
     gunzip: () => new DecompressionStream("gzip") as unknown as ReadableWritablePair<Uint8Array, Uint8Array>,
     sha256: digestSha256,
     now: () => new Date(),

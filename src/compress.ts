@@ -26,6 +26,37 @@ export function sliceStream(bytes: Uint8Array, sliceBytes = SLICE_BYTES): Readab
   );
 }
 
+/**
+ * `stream.pipeThrough(pair)`, pumped by a loop instead of pipeTo: workerd's pipeTo chains each
+ * step's promise onto the previous one, so once writes wait (backpressure) a pipe keeps two
+ * promises per chunk alive until it ends (a heap snapshot of a streamed backup in workerd: one
+ * chain of 98 000 promises, 4.5 MiB, at 163 MiB read; bench/workerd-results.md). Same errors
+ * both ways: a failed source aborts the writable side, a failed write cancels the source.
+ */
+export function through(stream: ReadableStream<Uint8Array>, pair: ReadableWritablePair<Uint8Array, Uint8Array>): ReadableStream<Uint8Array> {
+  void pump(stream, pair.writable);
+  return pair.readable;
+}
+
+async function pump(from: ReadableStream<Uint8Array>, to: WritableStream<Uint8Array>): Promise<void> {
+  const reader = from.getReader();
+  const writer = to.getWriter();
+  let reading = true;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      reading = false;
+      await writer.write(value);
+      reading = true;
+    }
+    await writer.close();
+  } catch (err) {
+    if (reading) await writer.abort(err).catch(() => undefined);
+    else await reader.cancel(err).catch(() => undefined);
+  }
+}
+
 /** Passes bytes through, reporting the running total. */
 export function countBytes(onCount: (total: number) => void): TransformStream<Uint8Array, Uint8Array> {
   let total = 0;
