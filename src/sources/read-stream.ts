@@ -25,7 +25,16 @@ export interface ReadStreamOptions {
   /** Called once with the first `HEAD_BYTES` bytes as soon as they have arrived; throw to stop. */
   checkHead?: (head: Uint8Array) => void;
   problem: (p: StreamProblem) => Error;
+  /**
+   * guardStream only: after the body failed with `from` bytes read, a body that continues at
+   * byte `from` of the same content (a range request pinned to the version read so far), or a
+   * throw (SourceChanged when the content is no longer the same). Tried up to RESUMES times.
+   */
+  resume?: (from: number, cause: unknown) => Promise<ReadableStream<Uint8Array>>;
 }
+
+/** How many times guardStream continues a body that broke off (each time from where it broke). */
+export const RESUMES = 3;
 
 export const HEAD_BYTES = 16;
 const INITIAL_CAPACITY = 1024 * 1024;
@@ -165,8 +174,9 @@ export const STREAM_READ_BYTES = 16 * 1024;
  */
 export function guardStream(body: ReadableStream<Uint8Array>, options: ReadStreamOptions): ReadableStream<Uint8Array> {
   const { expectedBytes: expected, maxBytes, problem } = options;
-  const byob = byobReader(body);
-  const reader = byob ?? body.getReader();
+  let byob = byobReader(body);
+  let reader: ReadableStreamDefaultReader<Uint8Array> | ReadableStreamBYOBReader = byob ?? body.getReader();
+  let resumes = 0;
   let buffer = new ArrayBuffer(STREAM_READ_BYTES);
   /** A chunk of its own: a read that filled most of its buffer keeps it, a smaller one is copied out and the buffer read into again. */
   const own = (value: Uint8Array): Uint8Array => {
@@ -177,6 +187,22 @@ export function guardStream(body: ReadableStream<Uint8Array>, options: ReadStrea
     }
     buffer = value.buffer as ArrayBuffer;
     return value.slice();
+  };
+  const readNext = async (): Promise<ReadableStreamReadResult<Uint8Array>> => {
+    for (;;) {
+      try {
+        return byob ? ((await byob.read(new Uint8Array(buffer))) as ReadableStreamReadResult<Uint8Array>) : await (reader as ReadableStreamDefaultReader<Uint8Array>).read();
+      } catch (cause) {
+        // A BYOB read that failed may have kept its buffer (detached): read into a new one.
+        buffer = new ArrayBuffer(STREAM_READ_BYTES);
+        if (!options.resume || resumes >= RESUMES || (expected !== undefined && read >= expected)) throw problem({ kind: "failed", bytes: read, expected, cause });
+        resumes++;
+        reader.releaseLock();
+        const next = await options.resume(read, cause);
+        byob = byobReader(next);
+        reader = byob ?? next.getReader();
+      }
+    }
   };
   let read = 0;
   let head: Uint8Array | undefined = options.checkHead ? new Uint8Array(0) : undefined;
@@ -194,9 +220,9 @@ export function guardStream(body: ReadableStream<Uint8Array>, options: ReadStrea
       async pull(controller) {
         let result: ReadableStreamReadResult<Uint8Array>;
         try {
-          result = byob ? ((await byob.read(new Uint8Array(buffer))) as ReadableStreamReadResult<Uint8Array>) : await (reader as ReadableStreamDefaultReader<Uint8Array>).read();
-        } catch (cause) {
-          controller.error(problem({ kind: "failed", bytes: read, expected, cause }));
+          result = await readNext();
+        } catch (err) {
+          controller.error(err);
           return;
         }
         if (result.done) {

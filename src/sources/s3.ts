@@ -2,14 +2,19 @@
  * A database stored as an object in an S3-compatible bucket (BACKUP_SOURCE=s3://bucket/key),
  * read with the same credentials and endpoint as the backup store. One GetObject: its
  * ContentLength decides the limit before any body byte is read, and the body streams into
- * a buffer of exactly that size.
+ * a buffer of exactly that size, or through the streamed pipeline.
+ *
+ * A streamed body that breaks off (a long download's connection reset) continues with a
+ * ranged GetObject pinned to the first response's ETag (`If-Match`), so every byte still
+ * comes from one version of the object: if it was replaced meanwhile, S3 answers 412 and the
+ * read is a SourceChanged, which the backup retries from the start.
  */
 import { GetObjectCommand, type GetObjectCommandOutput, type S3Client } from "@aws-sdk/client-s3";
 import type { S3Config } from "../config.js";
 import { BackupError } from "../errors.js";
 import { storeError } from "../store/s3-errors.js";
 import { guardStream, readStream, rejectNonSqlite, type StreamProblem } from "./read-stream.js";
-import type { OpenOptions, ReadOptions, Source, SourceImage, SourceStream } from "./source.js";
+import { SourceChanged, type OpenOptions, type ReadOptions, type Source, type SourceImage, type SourceStream } from "./source.js";
 
 export function s3Source(client: S3Client, bucket: string, key: string): Source {
   const origin = `s3://${bucket}/${key}`;
@@ -37,13 +42,17 @@ export function s3Source(client: S3Client, bucket: string, key: string): Source 
         );
       case "failed": {
         const e = fail(p.cause, `reading ${origin} (after ${p.bytes} bytes)`, store);
+        if (e.code === "STORE_UNREACHABLE" && p.bytes > 0) {
+          // The server was reached; the body broke off (and could not be continued).
+          return new BackupError("SOURCE_UNREADABLE", `${origin}: the download broke off after ${p.bytes}${p.expected !== undefined ? ` of ${p.expected}` : ""} bytes (${describe(p.cause)}) and could not be completed.`, 502, { cause: p.cause });
+        }
         return e.code === "STORE_ERROR" ? new BackupError("SOURCE_UNREADABLE", e.message, 502, { cause: p.cause }) : e;
       }
     }
   }
 
   /** One GetObject: the body streams from it, so every byte comes from one version of the object. */
-  async function get(): Promise<{ body: ReadableStream<Uint8Array> | undefined; size: number | undefined; store: S3Config }> {
+  async function get(): Promise<{ body: ReadableStream<Uint8Array> | undefined; size: number | undefined; etag: string | undefined; store: S3Config }> {
     const store = await describeStore(client, bucket);
     let response: GetObjectCommandOutput;
     try {
@@ -54,7 +63,30 @@ export function s3Source(client: S3Client, bucket: string, key: string): Source 
     const size = response.ContentLength;
     const body = response.Body?.transformToWebStream() as ReadableStream<Uint8Array> | undefined;
     if (!body && size) throw new BackupError("SOURCE_UNREADABLE", `${origin}: the response had no body but its ContentLength said ${size}.`, 502);
-    return { body, size, store };
+    return { body, size, etag: response.ETag, store };
+  }
+
+  /** The rest of the object from byte `from`, only if it is still the version whose ETag is `etag`. */
+  function resumeFrom(etag: string, size: number, store: S3Config) {
+    return async (from: number, cause: unknown): Promise<ReadableStream<Uint8Array>> => {
+      let response: GetObjectCommandOutput;
+      try {
+        response = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key, Range: `bytes=${from}-`, IfMatch: etag }));
+      } catch (err) {
+        if (errorName(err) === "PreconditionFailed" || httpStatus(err) === 412) {
+          throw new SourceChanged(`${origin} was replaced while it was read (the read broke off after ${from} bytes, and the object is no longer ETag ${etag})`);
+        }
+        const e = fail(err, `GET ${origin} (resuming after ${from} bytes: ${describe(cause)})`, store);
+        throw e.code === "STORE_ERROR" ? new BackupError("SOURCE_UNREADABLE", e.message, 502, { cause: err }) : e;
+      }
+      const body = response.Body?.transformToWebStream() as ReadableStream<Uint8Array> | undefined;
+      // A server that ignores Range would send the object from byte 0: only a 206 continues it.
+      if (!body || response.ContentRange !== `bytes ${from}-${size - 1}/${size}`) {
+        await body?.cancel().catch(() => undefined);
+        throw new BackupError("SOURCE_UNREADABLE", `${origin}: the read broke off after ${from} bytes (${describe(cause)}), and the server did not continue it (Content-Range ${response.ContentRange ?? "missing"}).`, 502);
+      }
+      return body;
+    };
   }
 
   return {
@@ -73,11 +105,12 @@ export function s3Source(client: S3Client, bucket: string, key: string): Source 
       return { bytes, origin };
     },
     async open({ maxBytes }: OpenOptions): Promise<SourceStream> {
-      const { body, size, store } = await get();
+      const { body, size, etag, store } = await get();
       const stream = body
         ? guardStream(body, {
             maxBytes,
             ...(size !== undefined ? { expectedBytes: size } : {}),
+            ...(size !== undefined && etag ? { resume: resumeFrom(etag, size, store) } : {}),
             checkHead: rejectNonSqlite(origin),
             problem: (p) => streamError(p, store),
           })
@@ -85,6 +118,10 @@ export function s3Source(client: S3Client, bucket: string, key: string): Source 
       return { stream, ...(size !== undefined ? { bytes: size } : {}), settled: async () => ({}) };
     },
   };
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? err.message || err.name : String(err);
 }
 
 function errorName(err: unknown): string | undefined {

@@ -1,7 +1,8 @@
 /**
  * An HTTP proxy on 127.0.0.1 between the tool and a real S3 server that injects faults per
  * S3 operation: an error status (500, 503 SlowDown), a connection reset in the middle of the
- * body, a stall (no answer until the client gives up), or a corrupted response body.
+ * request body, a response cut off in the middle of its body, a stall (no answer until the
+ * client gives up), or a corrupted response body.
  * Requests pass through byte for byte otherwise, Host header included, so SigV4 signatures
  * made for the proxy's address still verify upstream.
  *
@@ -27,7 +28,8 @@ export type S3Operation =
   | "PutObject"
   | "Other";
 
-export type FaultKind = "500" | "503" | "reset" | "stall" | "corrupt";
+/** `cut`: the response's status, headers and about half its body pass, then the connection is closed (never in the random mix by default). */
+export type FaultKind = "500" | "503" | "reset" | "stall" | "corrupt" | "cut";
 
 export interface Fault {
   op: S3Operation;
@@ -36,6 +38,8 @@ export interface Fault {
   times?: number;
   /** Only UploadPart number `part` (1-based). */
   part?: number;
+  /** Run before the fault reaches the client (for `cut`: before the connection closes), e.g. to change the object meanwhile. */
+  before?: () => Promise<void>;
 }
 
 export interface RandomFaults {
@@ -184,9 +188,11 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
   let randomPick: ((op: S3Operation) => FaultKind | undefined) | undefined;
   const counts: FaultCounts = { total: 0, byKind: {}, byOp: {} };
 
+  let before: (() => Promise<void>) | undefined;
   const pick = (op: S3Operation, part: number | undefined): FaultKind | undefined => {
     const f = plan.find((p) => p.op === op && p.left > 0 && (p.part === undefined || p.part === part));
     if (f) f.left--;
+    before = f?.before;
     const kind = f ? f.kind : randomPick?.(op);
     if (kind) {
       counts.total++;
@@ -202,6 +208,7 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
     const op = operationOf(req.method ?? "GET", url);
     const partNumber = url.searchParams.get("partNumber");
     const fault = pick(op, partNumber ? Number(partNumber) : undefined);
+    const hook = before;
     requests.push({ op, method: req.method ?? "", path: url.pathname, ...(fault ? { fault } : {}) });
 
     if (fault === "500" || fault === "503") {
@@ -238,6 +245,25 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
     const upstreamReq = httpRequest(
       { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers },
       (up) => {
+        if (fault === "cut") {
+          const length = Number(up.headers["content-length"] ?? 0);
+          let sent = 0;
+          let cutting = false;
+          res.writeHead(up.statusCode ?? 502, up.headers);
+          up.on("data", (c: Buffer) => {
+            if (cutting) return;
+            const room = Math.floor(length / 2) - sent;
+            res.write(room < c.length ? c.subarray(0, Math.max(room, 0)) : c);
+            sent += Math.min(c.length, Math.max(room, 0));
+            if (sent >= Math.floor(length / 2)) {
+              cutting = true;
+              up.destroy();
+              void (hook ? hook() : Promise.resolve()).finally(() => res.socket?.destroy());
+            }
+          });
+          up.on("end", () => res.socket?.destroy());
+          return;
+        }
         if (fault === "corrupt") {
           const chunks: Buffer[] = [];
           up.on("data", (c: Buffer) => chunks.push(c));
