@@ -270,6 +270,13 @@ async function streamedBackup(deps: BackupDeps, target: BackupKey, options: RunO
   const contentType = target.encrypted ? "application/octet-stream" : "application/gzip";
   const contentDisposition = `attachment; filename="${target.file}"`;
 
+  if (config.skipUnchanged && source.size) {
+    // A file costs only a local read to look at twice: hash and check it first, so an
+    // unchanged database uploads nothing. Any other outcome reads it again below.
+    const unchanged = await unchangedBeforeUpload();
+    if (unchanged) return unchanged;
+  }
+
   let attempt = 1;
   let facts: StreamFacts;
   let gzipBytes = 0;
@@ -373,6 +380,48 @@ async function streamedBackup(deps: BackupDeps, target: BackupKey, options: RunO
   );
   log.info("verified", { verify: config.verify });
   return finish(deps, target, options, started, log, { ...described, gzipBytes });
+
+  /** The manifest of a run that found the image equal to the newest backup, without uploading; else undefined. */
+  async function unchangedBeforeUpload(): Promise<Manifest | undefined> {
+    let looked: StreamFacts;
+    try {
+      const opened = await source.open({ maxBytes: config.maxBytes });
+      const inspected = inspectImage(opened.stream, { check, origin: source.origin, maxBytes: config.maxBytes, sha256: runtime.sha256(), settled: opened.settled });
+      const reader = inspected.stream.getReader();
+      const drained = (async () => {
+        while (!(await reader.read()).done);
+      })();
+      [looked] = await Promise.all([inspected.facts, drained]);
+    } catch (err) {
+      // Changed under the read: the pipeline below retries. Anything else is the run's error.
+      if (err instanceof SourceChanged) return undefined;
+      throw err;
+    }
+    const metadata = streamedMetadata(looked, sqliteVersionOf(runtime.sqlite), target.encrypted);
+    const same = await newestIfSame(deps, metadata);
+    if (!same) return undefined;
+    log.info("unchanged since the newest backup: nothing uploaded, nothing pruned", { newest: same.key, sha256: looked.sha256, check });
+    return {
+      bytes: looked.bytes,
+      sha256: looked.sha256,
+      pageSize: looked.pageSize,
+      pageCount: looked.pageCount,
+      sqliteVersion: metadata["sqlite-version"]!,
+      readAttempts: 1,
+      walFrames: looked.wal?.committedFrames ?? 0,
+      key: same.key,
+      file: same.file,
+      name: config.name,
+      gzipBytes: same.size,
+      encrypted: target.encrypted,
+      startedAt: started.toISOString(),
+      durationMs: elapsed(),
+      verified: config.verify,
+      pruned: [],
+      abortedUploads: [],
+      unchanged: true,
+    };
+  }
 
   async function retryAfter(err: SourceChanged, attempt: number): Promise<void> {
     const delayMs = retryDelayMs(attempt, runtime.random);

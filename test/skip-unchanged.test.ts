@@ -14,6 +14,7 @@ import { createBackupService } from "../src/service.js";
 import { createSource } from "../src/sources/index.js";
 import { createS3Store } from "../src/store/s3.js";
 import { putBackup } from "./helpers/backups.js";
+import { startFaultProxy } from "./helpers/fault-proxy.js";
 import { sha256, writeDatabase } from "./helpers/db.js";
 import { capturedLines } from "./helpers/log-capture.js";
 import { startTestStore, type TestStore } from "./helpers/s3.js";
@@ -90,5 +91,35 @@ describe("SKIP_UNCHANGED", () => {
     expect(await s3.keys("backups/fmt/")).toHaveLength(2);
     // …and now the newest is this tool's own: the next identical run is skipped.
     expect((await svc.backup()).unchanged).toBe(true);
+  });
+
+  it("a streamed file (CHECK=structure) that is unchanged is hashed and checked first, and nothing is sent to the store but the comparison", async () => {
+    const path = join(dir, "streamed.db");
+    const image = await writeDatabase(path, { rows: 100, targetBytes: 2 * 1024 * 1024 });
+    // Every request the runs make passes through a proxy that records it.
+    const proxy = await startFaultProxy(s3.endpoint);
+    try {
+      const svc = await service({ BACKUP_SOURCE: path, CHECK: "structure", SKIP_UNCHANGED: "true", LOCK: "off", S3_ENDPOINT: proxy.endpoint });
+      const first = await svc.backup();
+      expect(first.unchanged).toBeUndefined();
+      expect(first.sha256).toBe(sha256(image));
+      const writes = () => proxy.requests.filter((r) => ["CreateMultipartUpload", "UploadPart", "PutObject", "CompleteMultipartUpload", "Other"].includes(r.op) && r.method !== "GET").length;
+      const before = writes();
+      expect(before).toBeGreaterThan(0);
+
+      const again = await svc.backup();
+      expect(again).toMatchObject({ unchanged: true, key: first.key, sha256: first.sha256, pageCount: first.pageCount, pruned: [] });
+      expect(writes()).toBe(before);
+      expect(await s3.keys("backups/streamed/")).toEqual([first.key]);
+      expect(logLines.some((l) => l.includes("nothing uploaded, nothing pruned"))).toBe(true);
+
+      await writeDatabase(path, { rows: 101, targetBytes: 2 * 1024 * 1024 });
+      const changed = await svc.backup();
+      expect(changed.unchanged).toBeUndefined();
+      expect(writes()).toBeGreaterThan(before);
+      expect(await s3.keys("backups/streamed/")).toHaveLength(2);
+    } finally {
+      await proxy.close();
+    }
   });
 });
