@@ -22,6 +22,16 @@
  *   BENCH_ONLY=check runs only this part (sizes from BENCH_CHECK_SIZES; the share is then of its
  *   CHECK=structure backup) and replaces only that section of the results file, keeping the rest.
  *
+ * - against the script a user would write instead (issue 15), for the sizes in BENCH_PEER_SIZES
+ *   (default "256,1024"; "none" skips it), BENCH_PEER_RUNS pairs (default 3), interleaved:
+ *   the peer, `sqlite3 DB ".backup TMP"` then `pigz -p2 -1 -c TMP | rclone rcat` (Debian's
+ *   rclone, configured by RCLONE_CONFIG_<NAME>_* variables only) into the same S3 server, and
+ *   the whole CLI process as a user runs it (`node --import tsx functions/cli.ts backup`,
+ *   GZIP_LEVEL=1, LOCK=off); every stored object is downloaded, gunzipped and checked with
+ *   sqlite3 afterwards. Written as the section "Against the script a user would write";
+ *   BENCH_ONLY=peer runs only this part and replaces only that section. rclone is installed
+ *   with apt-get like pigz.
+ *
  * Every process runs under GNU `/usr/bin/time -f '%e %M %U %S'` (wall seconds, peak RSS KiB, CPU seconds); each
  * contestant starts after a read of the DB file (cat > /dev/null), so all find it in the page
  * cache. Prints a markdown table on stdout (progress on stderr) and writes bench/results.md.
@@ -33,7 +43,7 @@ import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdtemp, open, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { availableParallelism, loadavg, release, tmpdir, totalmem, type } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { startEmbeddedS3, type EmbeddedS3 } from "../functions/embedded-s3.js";
 import { benchDatabase, SHAPES, type Shape } from "./make-db.js";
 
@@ -56,11 +66,22 @@ if (!Number.isInteger(runs) || runs < 1 || runs > 9) fail(`BENCH_RUNS must be 1�
 const checkSizesEnv = (process.env.BENCH_CHECK_SIZES ?? "256,1024").trim();
 const checkSizes = checkSizesEnv === "" || checkSizesEnv === "none" ? [] : checkSizesEnv.split(",").map((s) => Number(s.trim()));
 if (checkSizes.some((n) => !(n > 0))) fail(`BENCH_CHECK_SIZES must be MiB > 0 separated by commas, or "none", got "${process.env.BENCH_CHECK_SIZES}"`);
+const peerSizesEnv = (process.env.BENCH_PEER_SIZES ?? "256,1024").trim();
+const peerSizes = peerSizesEnv === "" || peerSizesEnv === "none" ? [] : peerSizesEnv.split(",").map((s) => Number(s.trim()));
+if (peerSizes.some((n) => !(n > 0))) fail(`BENCH_PEER_SIZES must be MiB > 0 separated by commas, or "none", got "${process.env.BENCH_PEER_SIZES}"`);
+const peerRuns = Number(process.env.BENCH_PEER_RUNS ?? "3");
+if (!Number.isInteger(peerRuns) || peerRuns < 1 || peerRuns > 9) fail(`BENCH_PEER_RUNS must be 1…9, got "${process.env.BENCH_PEER_RUNS}"`);
 const only = process.env.BENCH_ONLY;
-if (only !== undefined && only !== "check") fail(`BENCH_ONLY can only be "check", got "${only}"`);
+if (only !== undefined && only !== "check" && only !== "peer") fail(`BENCH_ONLY can only be "check" or "peer", got "${only}"`);
 const checkOnly = only === "check";
-if (checkOnly && sizeArgs.length) fail("BENCH_ONLY=check measures the sizes in BENCH_CHECK_SIZES; size arguments are for the backup table");
+const peerOnly = only === "peer";
+if (only && sizeArgs.length) fail(`BENCH_ONLY=${only} measures the sizes in BENCH_${only.toUpperCase()}_SIZES; size arguments are for the backup table`);
 if (checkOnly && !checkSizes.length) fail("BENCH_ONLY=check with BENCH_CHECK_SIZES=none leaves nothing to measure");
+if (peerOnly && !peerSizes.length) fail("BENCH_ONLY=peer with BENCH_PEER_SIZES=none leaves nothing to measure");
+/** Which parts run: the backup table (with the check part's sizes), the check part, the peer part. */
+const runTable = !only;
+const runCheck = !peerOnly;
+const runPeer = !checkOnly;
 /** The GZIP_LEVEL of the check part's backups (CHECK=quick against CHECK=structure). */
 const checkLevel = levels[0]!;
 
@@ -101,14 +122,17 @@ interface Versions {
   sqlite3: string;
   gzip: string;
   pigz: string;
+  /** Only when the peer part runs. */
+  rclone?: string;
 }
 
 async function versions(): Promise<Partial<Versions>> {
-  const [sqlite3, gzip, pigz] = await Promise.all([firstLine("sqlite3", ["--version"]), firstLine("gzip", ["--version"]), firstLine("pigz", ["--version"])]);
+  const [sqlite3, gzip, pigz, rclone] = await Promise.all([firstLine("sqlite3", ["--version"]), firstLine("gzip", ["--version"]), firstLine("pigz", ["--version"]), firstLine("rclone", ["version"])]);
   return {
     ...(sqlite3 ? { sqlite3: sqlite3.split(" ").slice(0, 2).join(" ") } : {}),
     ...(gzip ? { gzip } : {}),
     ...(pigz ? { pigz } : {}),
+    ...(rclone ? { rclone } : {}),
   };
 }
 
@@ -123,13 +147,14 @@ function aptGet(args: string[]): Promise<void> {
   });
 }
 
-/** The versions of sqlite3, gzip and pigz, installing what is missing (root + apt-get only). */
-async function ensureTools(): Promise<Versions> {
+/** The versions of sqlite3, gzip, pigz (and rclone for the peer part), installing what is missing (root + apt-get only). */
+async function ensureTools(needRclone: boolean): Promise<Versions> {
   let found = await versions();
   const missing = [
     ...(found.sqlite3 ? [] : ["sqlite3"]),
     ...(found.gzip ? [] : ["gzip"]),
     ...(found.pigz ? [] : ["pigz"]),
+    ...(found.rclone || !needRclone ? [] : ["rclone"]),
     ...((await gnuTime()) ? [] : ["time"]),
   ];
   if (missing.length) {
@@ -145,7 +170,7 @@ async function ensureTools(): Promise<Versions> {
       await aptGet(packages);
     });
     found = await versions();
-    if (!found.sqlite3 || !found.gzip || !found.pigz || !(await gnuTime())) fail(`still missing tools after ${install}`);
+    if (!found.sqlite3 || !found.gzip || !found.pigz || (needRclone && !found.rclone) || !(await gnuTime())) fail(`still missing tools after ${install}`);
   }
   return found as Versions;
 }
@@ -186,6 +211,9 @@ interface Timed {
   /** User + system CPU seconds of the process and its children. */
   cpuS: number;
   stdout: string;
+  stderr: string;
+  /** Date.now() just before the process was spawned. */
+  spawnedAt: number;
 }
 
 /**
@@ -195,6 +223,7 @@ interface Timed {
 async function timed(cmd: string, args: string[], options: { stdoutFile?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Timed> {
   const timeFile = join(workDir!, "time.txt");
   const out = options.stdoutFile ? await open(options.stdoutFile, "w") : undefined;
+  const spawnedAt = Date.now();
   const child = spawn(TIME, ["-o", timeFile, "-f", "%e %M %U %S", cmd, ...args], {
     cwd: ROOT,
     env: options.env ?? process.env,
@@ -221,7 +250,7 @@ async function timed(cmd: string, args: string[], options: { stdoutFile?: string
   const last = (await readFile(timeFile, "utf8")).trim().split("\n").pop() ?? "";
   const m = /^(\d+(?:\.\d+)?) (\d+) (\d+(?:\.\d+)?) (\d+(?:\.\d+)?)$/.exec(last);
   if (!m) throw new Error(`cannot read GNU time's output: ${last}`);
-  return { wallS: Number(m[1]), maxRssBytes: Number(m[2]) * 1024, cpuS: Number(m[3]) + Number(m[4]), stdout };
+  return { wallS: Number(m[1]), maxRssBytes: Number(m[2]) * 1024, cpuS: Number(m[3]) + Number(m[4]), stdout, stderr, spawnedAt };
 }
 
 /** Read the whole file so the next contestant finds it in the page cache. */
@@ -291,25 +320,42 @@ interface OnceReport {
   check?: string;
 }
 
+type Marks = Record<string, { ms: number; rss?: number }>;
+
 /**
- * The tool's phases from the log messages of src/backup.ts ("image read; checking it beside
- * the upload" once read and hashed while the check runs on a worker thread, or "image checked"
- * once read, checked and hashed inline; "uploaded" once compressed and stored), if they are
- * still logged under those names.
+ * The tool's phases from the log messages of src/backup.ts (`marks`: ms since the backup()
+ * call at which each message was first logged; `totalMs`: the whole call), if they are still
+ * logged under these names. Two pipelines log different marks:
+ * - streamed (CHECK=structure or none; "streaming the image" once the check is chosen and the
+ *   source opened): the source is read, hashed, checked, compressed and uploaded to
+ *   `{key}.partial` in one pass, which ends with "image checked" (the last part stored and the
+ *   check's verdict in); "uploaded" follows the server-side copy to the key (with the sha256 in
+ *   its metadata) and the delete of the .partial; then "verified", then pruning;
+ * - in memory (CHECK=quick or full): "image read; checking it beside the upload" once read and
+ *   hashed while the check runs on a worker thread, or "image checked" once read, checked and
+ *   hashed inline; "uploaded" once compressed and stored.
  */
-function phases(r: OnceReport): { steps?: string; memory: string } {
-  const m = r.marks ?? {};
+function phases(m: Marks, totalMs: number): { steps?: string; memory: string } {
   const memory = Object.entries(m)
-    .map(([msg, { ms, rss }]) => `${msg} ${(ms / 1000).toFixed(2)} s ${(rss / MiB).toFixed(0)} MiB`)
+    .map(([msg, { ms, rss }]) => `${msg} ${(ms / 1000).toFixed(2)} s${rss === undefined ? "" : ` ${(rss / MiB).toFixed(0)} MiB`}`)
     .join("; ");
+  const s = (ms: number) => (ms / 1000).toFixed(2);
   const checked = m["image checked"]?.ms;
-  const read = m["image read; checking it beside the upload"]?.ms;
   const uploaded = m["uploaded"]?.ms;
+  const verified = m["verified"]?.ms;
+  const streaming = m["streaming the image"]?.ms;
+  if (streaming !== undefined) {
+    if (checked === undefined || uploaded === undefined || verified === undefined || !(streaming <= checked && checked <= uploaded && uploaded <= verified)) return { memory };
+    return {
+      steps: `open ${s(streaming)} + read+check+gzip+upload ${s(checked - streaming)} + copy .partial→key ${s(uploaded - checked)} + verify ${s(verified - uploaded)} + prune ${s(totalMs - verified)}`,
+      memory,
+    };
+  }
+  const read = m["image read; checking it beside the upload"]?.ms;
   const start = read ?? checked;
   if (start === undefined || uploaded === undefined || uploaded < start) return { memory };
-  const s = (ms: number) => (ms / 1000).toFixed(2);
   const first = read !== undefined ? `read+sha256 ${s(read)} + gzip+upload ${s(uploaded - read)} (check beside it: done at ${checked === undefined ? "?" : s(checked)})` : `read+check ${s(start)} + gzip+upload ${s(uploaded - start)}`;
-  return { steps: `${first} + verify+prune ${s(r.ms - uploaded)}`, memory };
+  return { steps: `${first} + verify+prune ${s(totalMs - uploaded)}`, memory };
 }
 
 async function tool(db: string, level: number, check?: "quick" | "structure"): Promise<Result> {
@@ -331,7 +377,7 @@ async function tool(db: string, level: number, check?: "quick" | "structure"): P
   });
   const r = JSON.parse(t.stdout.trim().split("\n").pop() ?? "") as OnceReport;
   const peak = Math.max(t.maxRssBytes, r.maxRss);
-  const { steps, memory } = phases(r);
+  const { steps, memory } = phases(r.marks ?? {}, r.ms);
   const { user, system } = process.cpuUsage(cpu);
   progress(`    idle RSS ${(r.idleRss / MiB).toFixed(0)} MiB; first log lines (time since backup(), RSS): ${memory}`);
   const serverCpuS = (user + system) / 1e6;
@@ -467,8 +513,10 @@ function checkTable(rows: CheckRow[]): string {
   return lines.join("\n");
 }
 
+const CHECK_HEADING = "## Structural check (CHECK=structure)";
+
 function checkSection(rows: CheckRow[], provenance: string): string {
-  return `## Structural check (CHECK=structure)
+  return `${CHECK_HEADING}
 
 ${provenance}
 
@@ -495,6 +543,287 @@ How to read:
   thread, the image in memory), then with CHECK=structure (the structural check on the pages
   as they pass); a row of the table above is reused where its default CHECK ran the same
   check.${runs > 1 ? ` Every figure is the median of ${runs} runs.` : ""}
+`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The peer a user would script (issue 15), against the whole CLI process
+
+/**
+ * rclone's name for the embedded S3 server. rclone is configured by RCLONE_CONFIG_BENCHS3_*
+ * variables only, with no config file (RCLONE_CONFIG=/notfound keeps it in memory), in an
+ * environment of its own: AWS_CA_BUNDLE in particular must not reach it (rclone 1.60 fails to
+ * build its HTTP client with it, "unsupported transport").
+ */
+const REMOTE = "benchs3";
+const PEER_HEADING = "## Against the script a user would write (issue 15)";
+
+function rcloneEnv(): NodeJS.ProcessEnv {
+  const k = `RCLONE_CONFIG_${REMOTE.toUpperCase()}_`;
+  return {
+    PATH: process.env.PATH ?? "",
+    HOME: workDir!,
+    RCLONE_CONFIG: "/notfound",
+    [`${k}TYPE`]: "s3",
+    [`${k}PROVIDER`]: "Other",
+    [`${k}ENDPOINT`]: s3!.endpoint,
+    [`${k}ACCESS_KEY_ID`]: s3!.accessKeyId,
+    [`${k}SECRET_ACCESS_KEY`]: s3!.secretAccessKey,
+    [`${k}REGION`]: s3!.region,
+    [`${k}FORCE_PATH_STYLE`]: "true",
+  };
+}
+
+/** The environment of the CLI's `backup`: what a user sets for it, nothing else. */
+function cliEnv(db: string): NodeJS.ProcessEnv {
+  return {
+    PATH: process.env.PATH ?? "",
+    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
+    BACKUP_SOURCE: db,
+    S3_ENDPOINT: s3!.endpoint,
+    S3_REGION: s3!.region,
+    S3_BUCKET: s3!.bucket,
+    S3_ACCESS_KEY_ID: s3!.accessKeyId,
+    S3_SECRET_ACCESS_KEY: s3!.secretAccessKey,
+    GZIP_LEVEL: "1",
+    LOCK: "off",
+  };
+}
+
+/** The CLI's command line, from the project's root (`npm run cli -- backup` minus npm). */
+const CLI = ["--import", "tsx", "functions/cli.ts"];
+
+interface SqliteFacts {
+  integrity?: string;
+  /** "table count" lines, by table name. */
+  counts: string;
+}
+
+async function sqliteFacts(path: string, integrity: boolean): Promise<SqliteFacts> {
+  const tables = (await output("sqlite3", ["-readonly", path, "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"])).split("\n").filter(Boolean);
+  const query = tables.map((t) => `SELECT '${t.replaceAll("'", "''")}' || ' ' || count(*) FROM "${t.replaceAll('"', '""')}";`).join(" ");
+  const counts = tables.length ? await output("sqlite3", ["-readonly", path, query]) : "";
+  return { counts, ...(integrity ? { integrity: await output("sqlite3", ["-readonly", path, "PRAGMA integrity_check"]) } : {}) };
+}
+
+/**
+ * Download `key` from the bucket with rclone, gunzip it, and prove it is the database:
+ * sha256 of the gunzipped image as expected, `PRAGMA integrity_check` ok, the same row count
+ * in every table as the source. Returns the stored (compressed) size and a summary.
+ */
+async function verifyStored(key: string, sha256: string, source: SqliteFacts): Promise<{ storedBytes: number; verified: string }> {
+  const gz = join(workDir!, "fetched.gz");
+  const image = join(workDir!, "fetched.db");
+  try {
+    await timed("rclone", ["copyto", `${REMOTE}:${s3!.bucket}/${key}`, gz], { env: rcloneEnv() });
+    const storedBytes = (await stat(gz)).size;
+    await timed("gunzip", ["-c", gz], { stdoutFile: image });
+    await rm(gz, { force: true });
+    const got = (await output("sha256sum", [image])).split(" ")[0];
+    if (got !== sha256) throw new Error(`${key}: the gunzipped object's sha256 is ${got}, expected ${sha256}`);
+    const facts = await sqliteFacts(image, true);
+    if (facts.integrity !== "ok") throw new Error(`${key}: PRAGMA integrity_check: ${facts.integrity?.slice(0, 200)}`);
+    if (facts.counts !== source.counts) throw new Error(`${key}: row counts differ from the source's:\n${facts.counts}\nagainst\n${source.counts}`);
+    const rows = facts.counts.split("\n").reduce((n, l) => n + Number(l.split(" ").pop()), 0);
+    return { storedBytes, verified: `sha256 of the gunzipped object as expected, integrity_check ok, ${rows} rows in ${facts.counts.split("\n").length} tables as in the source` };
+  } finally {
+    await rm(gz, { force: true });
+    await rm(image, { force: true });
+  }
+}
+
+interface PeerSide {
+  /** Wall seconds of the whole thing as a user waits for it. */
+  wallS: number;
+  steps: string;
+  /** Largest single process's peak RSS (GNU time %M). */
+  peakRssBytes: number;
+  cpuS: number;
+  /** CPU seconds of this process (the S3 server) meanwhile. */
+  serverCpuS: number;
+  storedBytes: number;
+  /** 1-minute load average just before the run. */
+  load1: number;
+  verified: string;
+  /** The tool: its backup() call (the manifest's durationMs) and the process start-up before it. */
+  backupS?: number;
+  startupS?: number;
+  check?: string;
+}
+
+interface PeerRow {
+  asked: number;
+  dbBytes: number;
+  tool: PeerSide[];
+  peer: PeerSide[];
+}
+
+/** One `node --import tsx functions/cli.ts backup` (GZIP_LEVEL=1, LOCK=off) under GNU time, its object checked afterwards. */
+async function cliOnce(db: string, source: SqliteFacts): Promise<PeerSide> {
+  const load1 = loadavg()[0]!;
+  const cpu = process.cpuUsage();
+  const t = await timed(process.execPath, [...CLI, "backup"], { env: cliEnv(db) });
+  const { user, system } = process.cpuUsage(cpu);
+  const manifest = JSON.parse(t.stdout) as { key: string; sha256: string; durationMs: number };
+  // The JSON log lines on stderr: when each message was first seen.
+  const seen = new Map<string, { at: number; check?: string }>();
+  for (const line of t.stderr.split("\n")) {
+    let entry: { time?: string; msg?: string; check?: unknown };
+    try {
+      entry = JSON.parse(line) as typeof entry;
+    } catch {
+      continue;
+    }
+    if (entry.time && entry.msg && !seen.has(entry.msg)) seen.set(entry.msg, { at: Date.parse(entry.time), ...(typeof entry.check === "string" ? { check: entry.check } : {}) });
+  }
+  const started = seen.get("backup started")?.at;
+  const finished = seen.get("backup finished")?.at;
+  if (started === undefined || finished === undefined) throw new Error(`the CLI's log has no "backup started" or "backup finished" line:\n${t.stderr.slice(0, 2000)}`);
+  const marks: Marks = {};
+  for (const [msg, { at }] of seen) marks[msg] = { ms: at - started };
+  const startupS = (started - t.spawnedAt) / 1000;
+  const exitS = t.wallS - startupS - manifest.durationMs / 1000;
+  const { steps, memory } = phases(marks, manifest.durationMs);
+  progress(`    log lines (s since "backup started"): ${memory}`);
+  const check = [...seen.values()].find((v) => v.check)?.check;
+  const { storedBytes, verified } = await verifyStored(manifest.key, manifest.sha256, source);
+  return {
+    wallS: t.wallS,
+    steps: `start-up ${startupS.toFixed(2)} + ${steps ?? `backup() ${(manifest.durationMs / 1000).toFixed(2)}`} + exit ${exitS.toFixed(2)}`,
+    peakRssBytes: t.maxRssBytes,
+    cpuS: t.cpuS,
+    serverCpuS: (user + system) / 1e6,
+    storedBytes,
+    load1,
+    verified,
+    backupS: manifest.durationMs / 1000,
+    startupS,
+    ...(check ? { check } : {}),
+  };
+}
+
+/** `sqlite3 DB ".backup TMP"`, then `pigz -p2 -1 -c TMP | rclone rcat remote:bucket/key`; the object checked afterwards. */
+async function peerOnce(db: string, run: number, source: SqliteFacts): Promise<PeerSide> {
+  const tmp = join(workDir!, "peer-copy.db");
+  const key = `peer/${basename(db, ".db")}-${run}.sqlite.gz`;
+  await rm(tmp, { force: true });
+  try {
+    const load1 = loadavg()[0]!;
+    const cpu = process.cpuUsage();
+    const copy = await timed("sqlite3", [db, `.backup '${tmp}'`]);
+    const ship = await timed("bash", ["-c", 'set -o pipefail; pigz -p2 -1 -c "$1" | rclone rcat "$2"', "peer", tmp, `${REMOTE}:${s3!.bucket}/${key}`], { env: rcloneEnv() });
+    const { user, system } = process.cpuUsage(cpu);
+    const sha256 = (await output("sha256sum", [tmp])).split(" ")[0]!;
+    await rm(tmp, { force: true });
+    const { storedBytes, verified } = await verifyStored(key, sha256, source);
+    await timed("rclone", ["deletefile", `${REMOTE}:${s3!.bucket}/${key}`], { env: rcloneEnv() });
+    return {
+      wallS: copy.wallS + ship.wallS,
+      steps: `.backup ${copy.wallS.toFixed(2)} + pigz | rclone rcat ${ship.wallS.toFixed(2)}`,
+      peakRssBytes: Math.max(copy.maxRssBytes, ship.maxRssBytes),
+      cpuS: copy.cpuS + ship.cpuS,
+      serverCpuS: (user + system) / 1e6,
+      storedBytes,
+      load1,
+      verified,
+    };
+  } finally {
+    await rm(tmp, { force: true });
+  }
+}
+
+/** The peer part at one size: BENCH_PEER_RUNS pairs, interleaved (tool, peer, tool, peer, …), each after a read of the DB. */
+async function peerPart(asked: number, db: string, dbBytes: number): Promise<PeerRow> {
+  const source = await sqliteFacts(db, false);
+  const row: PeerRow = { asked, dbBytes, tool: [], peer: [] };
+  const describe = (r: PeerSide) => `${r.wallS.toFixed(2)} s (${r.steps}), ${(r.storedBytes / MiB).toFixed(1)} MiB stored, peak RSS ${(r.peakRssBytes / MiB).toFixed(0)} MiB, CPU ${r.cpuS.toFixed(2)} s (+ S3 server ${r.serverCpuS.toFixed(2)}), load ${r.load1.toFixed(2)}; ${r.verified}`;
+  for (let i = 1; i <= peerRuns; i++) {
+    await warmUp(db);
+    row.tool.push(await cliOnce(db, source));
+    progress(`  tool CLI backup (run ${i}/${peerRuns}): ${describe(row.tool.at(-1)!)}`);
+    await warmUp(db);
+    row.peer.push(await peerOnce(db, i, source));
+    progress(`  peer .backup + pigz | rclone rcat (run ${i}/${peerRuns}): ${describe(row.peer.at(-1)!)}`);
+  }
+  return row;
+}
+
+function medianOf(values: number[]): number {
+  const v = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(v.length / 2);
+  return v.length % 2 ? v[mid]! : (v[mid - 1]! + v[mid]!) / 2;
+}
+
+/** The run whose wall time is the (lower) median. */
+function medianRun(runs: PeerSide[]): PeerSide {
+  return [...runs].sort((a, b) => a.wallS - b.wallS)[Math.floor((runs.length - 1) / 2)]!;
+}
+
+function peerTable(rows: PeerRow[]): string {
+  const lines = [
+    `| DB size | contestant | wall s, median of ${peerRuns} | MiB/s | peer wall / tool wall | steps (the median run) | stored MiB | peak RSS MiB (largest process) | CPU s (+ S3 server) | load average (1 min) at each run's start |`,
+    "|---|---|---:|---:|---:|---|---:|---:|---:|---|",
+  ];
+  for (const r of rows) {
+    const mib = r.dbBytes / MiB;
+    const tool = medianOf(r.tool.map((x) => x.wallS));
+    const peer = medianOf(r.peer.map((x) => x.wallS));
+    for (const [name, runs, ratio] of [
+      ["tool: `node --import tsx functions/cli.ts backup`, GZIP_LEVEL=1, LOCK=off", r.tool, `**${(peer / tool).toFixed(2)}×**`],
+      ["peer: `sqlite3 .backup` + `pigz -p2 -1 \\| rclone rcat`", r.peer, "—"],
+    ] as const) {
+      const wall = medianOf(runs.map((x) => x.wallS));
+      const m = medianRun(runs);
+      lines.push(
+        `| ${mib.toFixed(1)} MiB | ${name} | ${wall.toFixed(2)} (${runs.map((x) => x.wallS.toFixed(2)).join(", ")}) | ${(mib / wall).toFixed(1)} | ${ratio} | ${m.steps.replaceAll("|", "\\|")} | ${(m.storedBytes / MiB).toFixed(1)} | ${(medianOf(runs.map((x) => x.peakRssBytes)) / MiB).toFixed(0)} | ${medianOf(runs.map((x) => x.cpuS)).toFixed(2)} (+ ${medianOf(runs.map((x) => x.serverCpuS)).toFixed(2)}) | ${runs.map((x) => x.load1.toFixed(2)).join(", ")} |`,
+      );
+    }
+  }
+  return lines.join("\n");
+}
+
+function peerSection(rows: PeerRow[], provenance: string): string {
+  const pipeline = rows
+    .map((r) => {
+      const peer = medianOf(r.peer.map((x) => x.wallS));
+      const backup = medianOf(r.tool.map((x) => x.backupS ?? NaN));
+      const startup = medianOf(r.tool.map((x) => x.startupS ?? NaN));
+      return `${(r.dbBytes / MiB).toFixed(0)} MiB: backup() ${backup.toFixed(2)} s (${(peer / backup).toFixed(2)}× against the peer), start-up ${startup.toFixed(2)} s`;
+    })
+    .join("; ");
+  const checks = [...new Set(rows.flatMap((r) => r.tool.map((x) => x.check ?? "?")))].join(", ");
+  return `${PEER_HEADING}
+
+${provenance}
+
+${peerTable(rows)}
+
+The tool without its process start-up and exit (medians): ${pipeline}. Its check: CHECK=auto chose ${checks}.
+
+How to read:
+- The peer is what a user would script instead, run as two steps under GNU time:
+  \`sqlite3 DB ".backup TMP"\`, then \`bash -c 'set -o pipefail; pigz -p2 -1 -c TMP | rclone rcat
+  ${REMOTE}:bucket/key'\` (rclone from Debian, configured only by \`RCLONE_CONFIG_${REMOTE.toUpperCase()}_*\`
+  variables: TYPE=s3, PROVIDER=Other, ENDPOINT, ACCESS_KEY_ID, SECRET_ACCESS_KEY, REGION,
+  FORCE_PATH_STYLE=true; no config file; its defaults: 5 MiB parts, 4 at a time). Its wall time is
+  the sum of the two steps; it has no lock, no check, no verification, no retention.
+- The tool is the whole CLI process as a user runs it: \`node --import tsx functions/cli.ts
+  backup\` (\`npm run cli -- backup\` adds npm's own start-up) with only BACKUP_SOURCE, S3_*,
+  GZIP_LEVEL=1 and LOCK=off set (the script has no lock either), default CHECK, VERIFY and
+  MAX_COUNT: start-up (Node, tsx, loading the code, config), the backup (read, sha256, check,
+  gzip on the thread pool, multipart upload to \`{key}.partial\`, server-side copy to the key with
+  the sha256 in its metadata, HEAD verification, pruning) and exit. Its steps are from its own
+  JSON log lines: start-up is from spawning the process to "backup started".
+- Both store into the same S3 server (@20minutes/s3rver, in this process, on 127.0.0.1): it
+  shares the 2 cores with the contestant, and its CPU is in brackets. Runs alternate (tool, peer,
+  tool, peer, …), each after a read of the DB file, so both meet the same load; the load
+  average at each run's start is listed because other work shared this machine.
+- "peer wall / tool wall" is the ratio of the medians: at or above 1.00× the tool is at least as
+  fast as the script (target ≥ 1.0×).
+- Every stored object, the peer's and the tool's, was downloaded with rclone, gunzipped and
+  checked after its run (not timed): sha256 of the image as expected (the peer's: that of its
+  \`.backup\` copy; the tool's: its manifest's), \`PRAGMA integrity_check\` ok, and the same row
+  count in every table as the source database.
 `;
 }
 
@@ -544,23 +873,40 @@ function table(rows: SizeResult[]): string {
 async function machine(v: Versions): Promise<string> {
   const cpuinfo = await readFile("/proc/cpuinfo", "utf8").catch(() => "");
   const model = /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1]?.trim() ?? "unknown CPU";
-  return `${model}, ${availableParallelism()} cores (os.availableParallelism), ${(totalmem() / 1024 ** 3).toFixed(1)} GiB RAM, ${type()} ${release()}; Node ${process.version}, sqlite3 ${v.sqlite3}, ${v.gzip}, ${v.pigz}`;
+  return `${model}, ${availableParallelism()} cores (os.availableParallelism), ${(totalmem() / 1024 ** 3).toFixed(1)} GiB RAM, ${type()} ${release()}; Node ${process.version}, sqlite3 ${v.sqlite3}, ${v.gzip}, ${v.pigz}${v.rclone ? `, ${v.rclone}` : ""}`;
 }
 
 function command(): string {
-  const env = ["BENCH_ONLY", "BENCH_SHAPE", "BENCH_LEVELS", "BENCH_RUNS", "BENCH_CHECK_SIZES"].filter((k) => process.env[k] !== undefined).map((k) => `${k}=${process.env[k]} `);
+  const env = ["BENCH_ONLY", "BENCH_SHAPE", "BENCH_LEVELS", "BENCH_RUNS", "BENCH_CHECK_SIZES", "BENCH_PEER_SIZES", "BENCH_PEER_RUNS"].filter((k) => process.env[k] !== undefined).map((k) => `${k}=${process.env[k]} `);
   return `${env.join("")}npm run bench${sizeArgs.length ? ` -- ${sizeArgs.join(" ")}` : ""}`;
+}
+
+/** The section of `doc` under `heading` (up to the next "## " heading) as `section`, or `section` appended. */
+function withSection(doc: string, heading: string, section: string): string {
+  const at = doc.indexOf(`\n${heading}\n`);
+  if (at < 0) return `${doc.trimEnd()}\n\n${section}`;
+  const next = doc.indexOf("\n## ", at + 1 + heading.length);
+  return `${doc.slice(0, at + 1)}${section}${next < 0 ? "" : `\n${doc.slice(next + 1)}`}`;
+}
+
+/** The section under `heading` in `doc`, if any. */
+function sectionOf(doc: string, heading: string): string | undefined {
+  const at = doc.indexOf(`\n${heading}\n`);
+  if (at < 0) return undefined;
+  const next = doc.indexOf("\n## ", at + 1 + heading.length);
+  return doc.slice(at + 1, next < 0 ? undefined : next + 1);
 }
 
 // ---------------------------------------------------------------------------------------------
 // Main
 
 const started = new Date();
-const tools = await ensureTools();
+const tools = await ensureTools(runPeer && peerSizes.length > 0);
 const load = loadavg();
 const cpuBefore = await cpuTimes();
 const rows: SizeResult[] = [];
 const checkRows: CheckRow[] = [];
+const peerRows: PeerRow[] = [];
 async function database(asked: number): Promise<{ db: string; dbBytes: number }> {
   progress(`database of ${asked} MiB (bench/make-db.ts; generated once, then cached)`);
   const db = await benchDatabase(asked, shape);
@@ -571,7 +917,7 @@ async function database(asked: number): Promise<{ db: string; dbBytes: number }>
 try {
   workDir = await mkdtemp(join(tmpdir(), "seb-bench-"));
   s3 = await startEmbeddedS3({ directory: join(workDir, "s3"), bucket: "bench" });
-  for (const asked of checkOnly ? [] : sizes) {
+  for (const asked of runTable ? sizes : []) {
     const { db, dbBytes } = await database(asked);
     const results = [
       await measure(db, "baseline A (.backup + gzip -6)", () => baseline(db, dbBytes, "baseline A: .backup + gzip -6", "gzip", ["-6"])),
@@ -589,11 +935,20 @@ try {
       checkRows.push(await checkPart(asked, db, dbBytes, byLevel));
     }
   }
-  for (const asked of checkSizes) {
-    if (!checkOnly && sizes.includes(asked)) continue;
+  for (const asked of runCheck ? checkSizes : []) {
+    if (runTable && sizes.includes(asked)) continue;
     const { db, dbBytes } = await database(asked);
     progress(`structural check (CHECK=structure) at ${asked} MiB`);
     checkRows.push(await checkPart(asked, db, dbBytes, new Map()));
+  }
+  if (runPeer && peerSizes.length) {
+    // Once, unmeasured: tsx compiles the CLI's modules into its cache, as any earlier run would have.
+    await timed(process.execPath, [...CLI, "--help"], { env: { PATH: process.env.PATH ?? "" } });
+  }
+  for (const asked of runPeer ? peerSizes : []) {
+    const { db, dbBytes } = await database(asked);
+    progress(`against the script a user would write (sqlite3 .backup, pigz -p2 -1 | rclone rcat) at ${asked} MiB, ${peerRuns} runs each, interleaved`);
+    peerRows.push(await peerPart(asked, db, dbBytes));
   }
 } finally {
   await cleanUp();
@@ -605,22 +960,22 @@ const fmtLoad = (l: number[]) => l.map((x) => x.toFixed(2)).join(" ");
 const stolen = stealShare(cpuBefore, await cpuTimes());
 const resultsUrl = new URL(`./${resultsFile}`, import.meta.url);
 const loadLine = `Load average (1, 5, 15 min) before: ${fmtLoad(load)}; after: ${fmtLoad(loadAfter)}.${stolen === undefined ? "" : ` CPU time stolen by the hypervisor during the run: ${(100 * stolen).toFixed(1)} % (other tenants of a shared VM; above a few % the times are inflated).`}`;
-if (checkOnly) {
-  console.log(checkTable(checkRows));
-  const section = checkSection(
-    checkRows,
-    `\`${command()}\` — ${started.toISOString()}, ${seconds} s in all (only this part; the table above is from an earlier run).\n\nMachine: ${await machine(tools)}.\n${loadLine}`,
-  );
-  const previous = existsSync(resultsUrl) ? await readFile(resultsUrl, "utf8") : "# Backup benchmark\n";
-  const at = previous.indexOf("## Structural check (CHECK=structure)");
-  await writeFile(resultsUrl, `${at < 0 ? `${previous.trimEnd()}\n\n` : previous.slice(0, at)}${section}`);
-  progress(`wrote the structural check section of bench/${resultsFile} (${seconds} s)`);
+const previous = existsSync(resultsUrl) ? await readFile(resultsUrl, "utf8") : "# Backup benchmark\n";
+const peerProvenance = `\`${command()}\` — ${started.toISOString()}, ${seconds} s in all${only ? "" : " (the same run as the tables above)"}.\n\nMachine: ${await machine(tools)}.\n${loadLine}`;
+if (only) {
+  const [heading, section] = checkOnly
+    ? [CHECK_HEADING, checkSection(checkRows, `\`${command()}\` — ${started.toISOString()}, ${seconds} s in all (only this part; the table above is from an earlier run).\n\nMachine: ${await machine(tools)}.\n${loadLine}`)]
+    : [PEER_HEADING, peerSection(peerRows, peerProvenance)];
+  console.log(checkOnly ? checkTable(checkRows) : peerTable(peerRows));
+  await writeFile(resultsUrl, withSection(previous, heading, section));
+  progress(`wrote the "${heading.slice(3)}" section of bench/${resultsFile} (${seconds} s)`);
   process.exit(0);
 }
 
 const result = table(rows);
 console.log(result);
 if (checkRows.length) console.log(`\n${checkTable(checkRows)}`);
+if (peerRows.length) console.log(`\n${peerTable(peerRows)}`);
 await writeFile(
   resultsUrl,
   `# Backup benchmark
@@ -639,12 +994,17 @@ How to read:
 - Baseline A is \`sqlite3 DB ".backup TMP" && gzip -6 -c TMP > OUT\`, baseline B the same with
   \`pigz -p2 -1\`; their wall time is the sum of the two steps ("steps"), their peak RSS the
   larger of the two processes' (GNU time %M), and growth is that peak / DB size.
-- The tool is one full \`backup\` (read, sha256, PRAGMA quick_check on a worker thread beside
-  gzip on libuv's thread pool and the multipart upload, HEAD verification, pruning) to an in-process S3 server, in a child process that does
-  nothing else. Its wall time is the backup() call; "process wall s" adds Node and tsx start-up
-  and loading the code (sql.js is loaded before the timer starts). Its growth is (peak RSS −
-  RSS at start, after loading the code) / DB size. Its "steps" are phases read from its log
-  lines: reading and checking the image, compressing and uploading, verifying and pruning.
+- The tool is one full \`backup\` with the default CHECK=auto to an in-process S3 server, in a
+  child process that does nothing else. Up to 64 MiB it holds the image: read, sha256, PRAGMA
+  quick_check on a worker thread beside gzip on libuv's thread pool and the multipart upload;
+  steps "read+sha256 + gzip+upload (check beside it: done at) + verify+prune". Above that it
+  streams with CHECK=structure: read, sha256, structural check, gzip and multipart upload to
+  \`{key}.partial\` in one pass, then a server-side copy to the key (the sha256 goes into its
+  metadata), HEAD verification and pruning; steps "open + read+check+gzip+upload + copy
+  .partial→key + verify + prune". The steps are read from its log lines. Its wall time is the
+  backup() call; "process wall s" adds Node and tsx start-up and loading the code (sql.js is
+  loaded before the timer starts). Its growth is (peak RSS − RSS at start, after loading the
+  code) / DB size.
 - × baseline = baseline wall / contestant wall: above 1 is faster than that baseline.
 - CPU s is user + system CPU: the baselines' two processes (GNU time %U + %S); the tool's
   whole process (main thread, zlib's thread pool, the check's worker thread) during the
@@ -655,6 +1015,8 @@ How to read:
 - A load average well above 0 before the run, or CPU time stolen by the hypervisor, means
   other work shared the CPUs: compare numbers only between quiet runs (BENCH_RUNS=3 keeps the
   median of three).
-${checkRows.length ? `\n${checkSection(checkRows, "Measured in the same run as the table above, on the same files.")}` : ""}`,
+${checkRows.length ? `\n${checkSection(checkRows, "Measured in the same run as the table above, on the same files.")}` : ""}${
+    peerRows.length ? `\n${peerSection(peerRows, peerProvenance)}` : ((carried) => (carried ? `\n${carried.trimEnd()}\n` : ""))(sectionOf(previous, PEER_HEADING))
+  }`,
 );
 progress(`wrote bench/${resultsFile} (${seconds} s)`);
