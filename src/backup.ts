@@ -270,14 +270,18 @@ async function streamedBackup(deps: BackupDeps, target: BackupKey, options: RunO
   const contentType = target.encrypted ? "application/octet-stream" : "application/gzip";
   const contentDisposition = `attachment; filename="${target.file}"`;
 
-  if (config.skipUnchanged && source.size) {
-    // A file costs only a local read to look at twice: hash and check it first, so an
-    // unchanged database uploads nothing. Any other outcome reads it again below.
-    const unchanged = await unchangedBeforeUpload();
+  // A file costs only a local read to look at twice: read it once to hash and check it, and
+  // the upload can then go straight to its key with its final metadata (no server-side copy),
+  // and an unchanged database (SKIP_UNCHANGED) uploads nothing. The upload's own read must
+  // give the same sha256, or it is aborted and the run goes on as for any other source.
+  let lookChanged = false;
+  let looked = source.size ? await lookFirst() : undefined;
+  if (looked && config.skipUnchanged) {
+    const unchanged = await unchangedManifest(looked);
     if (unchanged) return unchanged;
   }
 
-  let attempt = 1;
+  let attempt = lookChanged ? 2 : 1;
   let facts: StreamFacts;
   let gzipBytes = 0;
   let storedBytes = 0;
@@ -304,12 +308,15 @@ async function streamedBackup(deps: BackupDeps, target: BackupKey, options: RunO
     const report = throttle<void>(PROGRESS_INTERVAL_MS, clock, () =>
       log.info("streaming", { bytesRead: read, totalBytes: opened.bytes, compressedBytes: gzipBytes, uploadedBytes: uploaded }),
     );
+    // Straight to the key when the image was checked already: this read only has to be the same bytes.
+    const direct = looked;
     const inspected = inspectImage(opened.stream, {
-      check,
+      check: direct ? "none" : check,
       origin: source.origin,
       maxBytes: config.maxBytes,
       sha256: runtime.sha256(),
       settled: opened.settled,
+      ...(direct ? { expectSha256: direct.sha256 } : {}),
       onProgress: (n) => {
         read = n;
         report();
@@ -321,8 +328,8 @@ async function streamedBackup(deps: BackupDeps, target: BackupKey, options: RunO
     sealed = target.encrypted ? await encryptStream(gzip, config.ageRecipients!) : undefined;
     const body = through(sealed?.stream ?? gzip, countBytes((n) => (storedBytes = n)));
     try {
-      await store.upload(partialKey, body, {
-        metadata: { format: target.encrypted ? ENCRYPTED_BACKUP_FORMAT : BACKUP_FORMAT },
+      await store.upload(direct ? target.key : partialKey, body, {
+        metadata: direct ? streamedMetadata(direct, sqliteVersionOf(runtime.sqlite), target.encrypted) : { format: target.encrypted ? ENCRYPTED_BACKUP_FORMAT : BACKUP_FORMAT },
         contentType,
         contentDisposition,
         onProgress: (n) => {
@@ -330,11 +337,13 @@ async function streamedBackup(deps: BackupDeps, target: BackupKey, options: RunO
           report();
         },
       });
-      facts = await inspected.facts;
+      facts = direct ? { ...direct, wal: (await inspected.facts).wal } : await inspected.facts;
       break;
     } catch (err) {
       // The image's own failure (damaged, changed, too large) is why the upload stopped: report it.
       const cause = await inspected.facts.then(() => err, (e: unknown) => e);
+      // Changed since it was checked: from now on, check and upload in one read, as for any source.
+      if (direct && cause instanceof SourceChanged) looked = undefined;
       if (cause instanceof SourceChanged && attempt < attempts) {
         await retryAfter(cause, attempt);
         continue;
@@ -354,7 +363,8 @@ async function streamedBackup(deps: BackupDeps, target: BackupKey, options: RunO
 
   const metadata = streamedMetadata(facts, sqliteVersionOf(runtime.sqlite), target.encrypted);
   const described = { bytes: facts.bytes, sha256: facts.sha256, pageSize: facts.pageSize, pageCount: facts.pageCount, sqliteVersion: metadata["sqlite-version"]!, readAttempts: attempt, walFrames: facts.wal?.committedFrames ?? 0 };
-  if (config.skipUnchanged) {
+  const wentStraight = looked !== undefined;
+  if (config.skipUnchanged && !wentStraight) {
     const same = await newestIfSame(deps, metadata);
     if (same) {
       await store.delete([partialKey]);
@@ -362,14 +372,16 @@ async function streamedBackup(deps: BackupDeps, target: BackupKey, options: RunO
       return { ...described, key: same.key, file: same.file, name: config.name, gzipBytes: same.size, encrypted: target.encrypted, startedAt: started.toISOString(), durationMs: elapsed(), verified: config.verify, pruned: [], abortedUploads: [], unchanged: true };
     }
   }
-  try {
-    await store.copy(partialKey, target.key, storedBytes, { metadata, contentType, contentDisposition });
-  } catch (err) {
-    // Whatever the copy left is not a backup.
-    await store.delete([target.key, partialKey]).catch(() => undefined);
-    throw new BackupError("UPLOAD_FAILED", `${target.key}: the upload finished but giving it its metadata failed: ${asBackupError(err).message}`, 502, { cause: err });
+  if (!wentStraight) {
+    try {
+      await store.copy(partialKey, target.key, storedBytes, { metadata, contentType, contentDisposition });
+    } catch (err) {
+      // Whatever the copy left is not a backup.
+      await store.delete([target.key, partialKey]).catch(() => undefined);
+      throw new BackupError("UPLOAD_FAILED", `${target.key}: the upload finished but giving it its metadata failed: ${asBackupError(err).message}`, 502, { cause: err });
+    }
+    await store.delete([partialKey]).catch(() => undefined);
   }
-  await store.delete([partialKey]).catch(() => undefined);
   log.info("uploaded", { compressedBytes: gzipBytes, ...(sealed ? { encryptedBytes: storedBytes } : {}) });
 
   await verifyUpload(
@@ -381,9 +393,8 @@ async function streamedBackup(deps: BackupDeps, target: BackupKey, options: RunO
   log.info("verified", { verify: config.verify });
   return finish(deps, target, options, started, log, { ...described, gzipBytes });
 
-  /** The manifest of a run that found the image equal to the newest backup, without uploading; else undefined. */
-  async function unchangedBeforeUpload(): Promise<Manifest | undefined> {
-    let looked: StreamFacts;
+  /** The image's facts from a read that only hashes and checks it; undefined if it changed under the read. */
+  async function lookFirst(): Promise<StreamFacts | undefined> {
     try {
       const opened = await source.open({ maxBytes: config.maxBytes });
       const inspected = inspectImage(opened.stream, { check, origin: source.origin, maxBytes: config.maxBytes, sha256: runtime.sha256(), settled: opened.settled });
@@ -391,12 +402,20 @@ async function streamedBackup(deps: BackupDeps, target: BackupKey, options: RunO
       const drained = (async () => {
         while (!(await reader.read()).done);
       })();
-      [looked] = await Promise.all([inspected.facts, drained]);
+      const [facts] = await Promise.all([inspected.facts, drained]);
+      log.info("image read and checked; uploading it", { bytes: facts.bytes, sha256: facts.sha256, check });
+      return facts;
     } catch (err) {
-      // Changed under the read: the pipeline below retries. Anything else is the run's error.
-      if (err instanceof SourceChanged) return undefined;
-      throw err;
+      // Changed under the read: the pipeline below reads it again (and retries). Anything else is the run's error.
+      if (!(err instanceof SourceChanged)) throw err;
+      lookChanged = true;
+      await retryAfter(err, 1);
+      return undefined;
     }
+  }
+
+  /** The manifest of a run that found the image equal to the newest backup, without uploading; else undefined. */
+  async function unchangedManifest(looked: StreamFacts): Promise<Manifest | undefined> {
     const metadata = streamedMetadata(looked, sqliteVersionOf(runtime.sqlite), target.encrypted);
     const same = await newestIfSame(deps, metadata);
     if (!same) return undefined;

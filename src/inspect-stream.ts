@@ -11,7 +11,7 @@ import type { Sha256 } from "./runtime.js";
 import { structureError } from "./sqlite/check.js";
 import { HEADER_BYTES, readHeader } from "./sqlite/header.js";
 import { StructureCheck } from "./sqlite/structure.js";
-import type { SourceImage } from "./sources/source.js";
+import { SourceChanged, type SourceImage } from "./sources/source.js";
 
 export interface StreamFacts {
   bytes: number;
@@ -35,6 +35,8 @@ export interface InspectOptions {
   /** After the last byte, before the verdict: the source's own consistency check (SourceStream.settled). */
   settled: () => Promise<Pick<SourceImage, "wal">>;
   onProgress?: (bytes: number) => void;
+  /** The sha256 an earlier read of the same source gave: any other digest fails the stream (SourceChanged) before it ends. */
+  expectSha256?: string;
 }
 
 /** A length that passes readHeader's length checks, for the header alone (a multiple of every page size). */
@@ -100,7 +102,11 @@ export function inspectImage(source: ReadableStream<Uint8Array>, options: Inspec
       tables = report.tables;
       checkComplete = report.complete;
     }
-    return { bytes: total, sha256: await sha256.digest(), pageSize: header.pageSize, pageCount: header.pageCount, tables, checkComplete, fromWalMode, wal };
+    const digest = await sha256.digest();
+    if (options.expectSha256 !== undefined && digest !== options.expectSha256) {
+      throw new SourceChanged(`${origin} changed between the read that checked it (sha256 ${options.expectSha256}) and the read that uploads it (sha256 ${digest})`);
+    }
+    return { bytes: total, sha256: digest, pageSize: header.pageSize, pageCount: header.pageCount, tables, checkComplete, fromWalMode, wal };
   };
 
   const stream = new ReadableStream<Uint8Array>(

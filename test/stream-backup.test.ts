@@ -133,11 +133,50 @@ describe("streamed backups", () => {
       ...store,
       upload: (key, body, opts) => store.upload(key, body, { ...opts, onProgress: (n) => ((uploadedBeforeFailure = Math.max(uploadedBeforeFailure, n)), opts.onProgress?.(n)) }),
     });
-    const err = await backupError(setup({ BACKUP_SOURCE: path, BACKUP_NAME: "deep", CHECK: "structure" }, { wrapStore: spy }).runner.run());
+    // Without a size known up front (as for a URL or an S3 object), the check runs beside the upload.
+    const unsized = (source: Source): Source => ({ origin: source.origin, read: (o) => source.read(o), open: (o) => source.open(o) });
+    const err = await backupError(setup({ BACKUP_SOURCE: path, BACKUP_NAME: "deep", CHECK: "structure" }, { wrapStore: spy, wrapSource: unsized }).runner.run());
     expect({ code: err.code, status: err.status }).toEqual({ code: "SQLITE_CORRUPT", status: 422 });
     expect(err.message).toContain(`page ${damaged}`);
     expect(uploadedBeforeFailure).toBeGreaterThanOrEqual(2 * MIN_PART_SIZE);
     expect(await s3.keys("backups/deep/")).toEqual([]);
+    expect(await s3.uploads()).toEqual([]);
+
+    // A file source is read and checked before its upload starts: the same damage sends nothing.
+    uploadedBeforeFailure = 0;
+    let uploads = 0;
+    const counting = (store: BackupStore): BackupStore => ({ ...store, upload: (key, body, opts) => (uploads++, store.upload(key, body, opts)) });
+    const again = await backupError(setup({ BACKUP_SOURCE: path, BACKUP_NAME: "deep", CHECK: "structure" }, { wrapStore: counting }).runner.run());
+    expect({ code: again.code, message: again.message }).toEqual({ code: err.code, message: err.message });
+    expect(uploads).toBe(0);
+    expect(await s3.keys("backups/deep/")).toEqual([]);
+    expect(await s3.uploads()).toEqual([]);
+  });
+
+  it("a file changed between the read that checks it and the read that uploads it: that upload is aborted, and the backup holds one consistent state", async () => {
+    const path = join(dir, "between.db");
+    makeDb(path, 3000, 3000); // several parts
+    let opens = 0;
+    const meddle = (source: Source): Source => ({
+      ...source,
+      open: async (o) => {
+        // The second read (the upload's) sees a commit the first did not.
+        if (++opens === 2) execFileSync("sqlite3", [path, "UPDATE t SET name = 'between' WHERE id = 7;"]);
+        return source.open(o);
+      },
+    });
+    let uploadedBeforeFailure = 0;
+    const spy = (store: BackupStore): BackupStore => ({
+      ...store,
+      upload: (key, body, opts) => store.upload(key, body, { ...opts, onProgress: (n) => ((uploadedBeforeFailure = Math.max(uploadedBeforeFailure, n)), opts.onProgress?.(n)) }),
+    });
+    const manifest = await setup({ BACKUP_SOURCE: path, BACKUP_NAME: "between", CHECK: "structure" }, { wrapSource: meddle, wrapStore: spy }).runner.run();
+    expect(opens).toBe(3);
+    expect(uploadedBeforeFailure).toBeGreaterThanOrEqual(MIN_PART_SIZE);
+    expect(manifest.sha256).toBe(sha256(new Uint8Array(await readFile(path))));
+    expect(manifest.readAttempts).toBe(2);
+    expect(msgsOf("between").map((l) => l.msg)).toContain("source changed during the read; reading again");
+    expect(await s3.keys("backups/between/")).toEqual([manifest.key]);
     expect(await s3.uploads()).toEqual([]);
   });
 
