@@ -22,7 +22,6 @@ import { startFaultProxy, type FaultProxy } from "../helpers/fault-proxy.js";
 import { download, expectSameDatabase, serve, WorkerHarness, type Route, type TestWorker } from "./harness.js";
 
 const MiB = 1024 * 1024;
-const PART = 5 * MiB; // the Worker's part size (MIN_PART_SIZE)
 const h = new WorkerHarness();
 let dir: string;
 let dbPath: string;
