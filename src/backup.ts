@@ -408,6 +408,7 @@ async function streamedBackup(deps: BackupDeps, target: BackupKey, options: RunO
     } catch (err) {
       // Changed under the read: the pipeline below reads it again (and retries). Anything else is the run's error.
       if (!(err instanceof SourceChanged)) throw err;
+      if (attempts <= 1) throw keptChanging(source.origin, err, attempts, elapsed());
       lookChanged = true;
       await retryAfter(err, 1);
       return undefined;

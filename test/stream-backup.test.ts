@@ -6,13 +6,14 @@
  */
 import { execFileSync } from "node:child_process";
 import { createServer, type Server } from "node:http";
+import { readFileSync, writeFileSync } from "node:fs";
 import { mkdtemp, open as openFile, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createNodeRuntime, NODE_MAX_BYTES, nodeFiles } from "../functions/node-runtime.js";
-import { createBackupRunner, PARTIAL_SUFFIX } from "../src/backup.js";
+import { createBackupRunner, PARTIAL_SUFFIX, type Manifest } from "../src/backup.js";
 import { createLink } from "../src/catalog.js";
 import { parseConfig } from "../src/config.js";
 import { jsonLogger } from "../src/log.js";
@@ -26,6 +27,7 @@ import { backupError } from "./helpers/errors.js";
 import { capturedLines } from "./helpers/log-capture.js";
 import { startTestStore, type TestStore } from "./helpers/s3.js";
 
+const MiB = 1024 * 1024;
 let s3: TestStore;
 let dir: string;
 let runtime: Runtime;
@@ -58,6 +60,35 @@ function makeDb(path: string, rows: number, blob: number): void {
   ]);
 }
 
+/**
+ * A source that changed under the read, as a live file served over HTTP gives it: the first
+ * half of the database as it was (`before`), the rest as it is after a writer deleted every
+ * third row (rollback journal, no VACUUM: the same size, pages freed and b-tree pages
+ * rewritten all over the file).
+ */
+function tornPair(base: string): { before: Uint8Array; after: Uint8Array; torn: Uint8Array } {
+  makeDb(`${base}.db`, 6000, 3000);
+  const before = new Uint8Array(readFileSync(`${base}.db`));
+  execFileSync("sqlite3", [`${base}.db`, "DELETE FROM t WHERE id % 3 = 0;"]);
+  const after = new Uint8Array(readFileSync(`${base}.db`));
+  expect(after.length).toBe(before.length);
+  const half = Math.floor(before.length / 2 / 4096) * 4096;
+  const torn = new Uint8Array(before.length);
+  torn.set(before.subarray(0, half));
+  torn.set(after.subarray(half), half);
+  return { before, after, torn };
+}
+
+/** `PRAGMA quick_check` of the sqlite3 CLI on `bytes` (written to `path`). */
+function sqliteQuickCheck(bytes: Uint8Array, path: string): string {
+  writeFileSync(path, bytes);
+  try {
+    return execFileSync("sqlite3", ["-readonly", path, "PRAGMA quick_check"], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }).trim();
+  } catch (err) {
+    return `error: ${String((err as { stderr?: string }).stderr ?? err)}`;
+  }
+}
+
 function setup(env: Record<string, string>, options: { rt?: Runtime; wrapStore?: (s: BackupStore) => BackupStore; wrapSource?: (s: Source) => Source } = {}) {
   const config = parseConfig(s3.env(env), { maxBytes: NODE_MAX_BYTES });
   const store = createS3Store(config.s3);
@@ -82,6 +113,29 @@ async function restoredViaLink(env: Record<string, string>): Promise<Uint8Array>
 
 const msgsOf = (name: string) => logLines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.name === name);
 
+/** A store whose upload progress (bytes of parts the S3 server has accepted) is recorded in `uploaded.bytes`. */
+function progressSpy(uploaded: { bytes: number }): (store: BackupStore) => BackupStore {
+  return (store) => ({
+    ...store,
+    upload: (key, body, opts) => store.upload(key, body, { ...opts, onProgress: (n) => ((uploaded.bytes = Math.max(uploaded.bytes, n)), opts.onProgress?.(n)) }),
+  });
+}
+
+/**
+ * After a failed run: the bucket under `prefix` holds exactly the earlier backup (no new key,
+ * no `.partial`), no multipart upload is left anywhere, and the earlier backup is whole (its
+ * size and sha256 as it was made, and its bytes gunzip to that sha256).
+ */
+async function expectOnlyEarlier(prefix: string, earlier: Manifest): Promise<void> {
+  expect(await s3.keys(prefix)).toEqual([earlier.key]);
+  expect(await s3.uploads()).toEqual([]);
+  const { store } = setup({ BACKUP_SOURCE: "/unused.db", BACKUP_NAME: earlier.name });
+  const head = await store.head(earlier.key);
+  expect({ size: head?.size, sha256: head?.metadata.sha256 }).toEqual({ size: earlier.gzipBytes, sha256: earlier.sha256 });
+  const gz = new Uint8Array(await new Response(await store.get(earlier.key)).arrayBuffer());
+  expect(sha256(new Uint8Array(gunzipSync(gz)))).toBe(earlier.sha256);
+}
+
 describe("streamed backups", () => {
   it("CHECK=auto streams a file over the runtime's quick_check size; the signed link gives back the same database", async () => {
     const path = join(dir, "auto.db");
@@ -105,13 +159,13 @@ describe("streamed backups", () => {
     expect(head?.contentType).toBe("application/gzip");
   });
 
-  it("damage deep inside, found after parts were uploaded, leaves no object and no multipart upload", async () => {
+  it("damage deep inside, found after parts were uploaded, leaves no object and no multipart upload; the earlier backup is intact", async () => {
     const path = join(dir, "deep.db");
     makeDb(path, 6000, 3000); // ~26 MiB of random bytes: several 5 MiB parts before the end
+    const earlier = await setup({ BACKUP_SOURCE: path, BACKUP_NAME: "deep", CHECK: "structure" }).runner.run();
     const fh = await openFile(path, "r+");
     const size = (await fh.stat()).size;
-    // The right-child pointer of the last interior page of the table... simpler and as deep: a
-    // leaf page near the end gets a cell pointer into its own header.
+    // A table leaf page near the end gets a cell pointer into its own header.
     const page = new Uint8Array(4096);
     let damaged = -1;
     for (let p = size / 4096 - 1; p > size / 4096 - 200; p--) {
@@ -128,29 +182,22 @@ describe("streamed backups", () => {
     expect(damaged).toBeGreaterThan(0);
     expect(await quickCheck(new Uint8Array(await readFile(path)))).not.toEqual(["ok"]);
 
-    let uploadedBeforeFailure = 0;
-    const spy = (store: BackupStore): BackupStore => ({
-      ...store,
-      upload: (key, body, opts) => store.upload(key, body, { ...opts, onProgress: (n) => ((uploadedBeforeFailure = Math.max(uploadedBeforeFailure, n)), opts.onProgress?.(n)) }),
-    });
+    const uploaded = { bytes: 0 };
     // Without a size known up front (as for a URL or an S3 object), the check runs beside the upload.
     const unsized = (source: Source): Source => ({ origin: source.origin, read: (o) => source.read(o), open: (o) => source.open(o) });
-    const err = await backupError(setup({ BACKUP_SOURCE: path, BACKUP_NAME: "deep", CHECK: "structure" }, { wrapStore: spy, wrapSource: unsized }).runner.run());
+    const err = await backupError(setup({ BACKUP_SOURCE: path, BACKUP_NAME: "deep", CHECK: "structure" }, { wrapStore: progressSpy(uploaded), wrapSource: unsized }).runner.run());
     expect({ code: err.code, status: err.status }).toEqual({ code: "SQLITE_CORRUPT", status: 422 });
     expect(err.message).toContain(`page ${damaged}`);
-    expect(uploadedBeforeFailure).toBeGreaterThanOrEqual(2 * MIN_PART_SIZE);
-    expect(await s3.keys("backups/deep/")).toEqual([]);
-    expect(await s3.uploads()).toEqual([]);
+    expect(uploaded.bytes).toBeGreaterThanOrEqual(2 * MIN_PART_SIZE);
+    await expectOnlyEarlier("backups/deep/", earlier);
 
     // A file source is read and checked before its upload starts: the same damage sends nothing.
-    uploadedBeforeFailure = 0;
     let uploads = 0;
     const counting = (store: BackupStore): BackupStore => ({ ...store, upload: (key, body, opts) => (uploads++, store.upload(key, body, opts)) });
     const again = await backupError(setup({ BACKUP_SOURCE: path, BACKUP_NAME: "deep", CHECK: "structure" }, { wrapStore: counting }).runner.run());
     expect({ code: again.code, message: again.message }).toEqual({ code: err.code, message: err.message });
     expect(uploads).toBe(0);
-    expect(await s3.keys("backups/deep/")).toEqual([]);
-    expect(await s3.uploads()).toEqual([]);
+    await expectOnlyEarlier("backups/deep/", earlier);
   });
 
   it("a file changed between the read that checks it and the read that uploads it: that upload is aborted, and the backup holds one consistent state", async () => {
@@ -165,14 +212,10 @@ describe("streamed backups", () => {
         return source.open(o);
       },
     });
-    let uploadedBeforeFailure = 0;
-    const spy = (store: BackupStore): BackupStore => ({
-      ...store,
-      upload: (key, body, opts) => store.upload(key, body, { ...opts, onProgress: (n) => ((uploadedBeforeFailure = Math.max(uploadedBeforeFailure, n)), opts.onProgress?.(n)) }),
-    });
-    const manifest = await setup({ BACKUP_SOURCE: path, BACKUP_NAME: "between", CHECK: "structure" }, { wrapSource: meddle, wrapStore: spy }).runner.run();
+    const uploaded = { bytes: 0 };
+    const manifest = await setup({ BACKUP_SOURCE: path, BACKUP_NAME: "between", CHECK: "structure" }, { wrapSource: meddle, wrapStore: progressSpy(uploaded) }).runner.run();
     expect(opens).toBe(3);
-    expect(uploadedBeforeFailure).toBeGreaterThanOrEqual(MIN_PART_SIZE);
+    expect(uploaded.bytes).toBeGreaterThanOrEqual(MIN_PART_SIZE);
     expect(manifest.sha256).toBe(sha256(new Uint8Array(await readFile(path))));
     expect(manifest.readAttempts).toBe(2);
     expect(msgsOf("between").map((l) => l.msg)).toContain("source changed during the read; reading again");
@@ -180,28 +223,107 @@ describe("streamed backups", () => {
     expect(await s3.uploads()).toEqual([]);
   });
 
-  it("a URL source cut mid-stream leaves nothing behind, and the error says so", async () => {
-    const path = join(dir, "cut.db");
-    makeDb(path, 6000, 3000);
-    const bytes = await readFile(path);
-    expect(bytes.length).toBeGreaterThan(4 * MIN_PART_SIZE); // half of it fills parts before the cut
-    served = (res) => {
-      res.writeHead(200, { "content-type": "application/octet-stream", "content-length": String(bytes.length) });
-      res.write(bytes.subarray(0, Math.floor(bytes.length / 2)), () => res.destroy());
-    };
-    const err = await backupError(setup({ BACKUP_SOURCE: baseUrl, BACKUP_NAME: "cut", CHECK: "structure" }).runner.run());
-    expect(err.code).toBe("SOURCE_UNREADABLE");
-    expect(err.message).toMatch(/Content-Length said/);
-    expect(await s3.keys("backups/cut/")).toEqual([]);
-    expect(await s3.uploads()).toEqual([]);
-
+  it("a URL source cut mid-stream, after parts were uploaded, leaves nothing behind and the error says so; the earlier backup is intact", async () => {
+    const earlierPath = join(dir, "cut-earlier.db");
+    makeDb(earlierPath, 300, 3000);
+    const earlierBytes = await readFile(earlierPath);
     served = (res) => {
       res.writeHead(200, { "content-type": "application/octet-stream" }); // chunked: no length to compare
-      res.end(bytes);
+      res.end(earlierBytes);
     };
-    const manifest = await setup({ BACKUP_SOURCE: baseUrl, BACKUP_NAME: "cut" }).runner.run();
-    expect(manifest.sha256).toBe(sha256(bytes));
+    // CHECK=auto: a response without Content-Length is streamed with the structural check.
+    const earlier = await setup({ BACKUP_SOURCE: baseUrl, BACKUP_NAME: "cut" }).runner.run();
+    expect(earlier.sha256).toBe(sha256(earlierBytes));
     expect(msgsOf("cut").find((l) => l.msg === "image checked")).toMatchObject({ check: "structure" });
+
+    const path = join(dir, "cut.db");
+    makeDb(path, 10000, 3000); // ~41 MiB of random bytes
+    const bytes = await readFile(path);
+    // The body 1 MiB at a time until the S3 server has taken two parts, then the connection is
+    // cut. The last MiB is never sent (the pipeline runs several MiB behind the source, so the
+    // cut may have to wait there for the parts).
+    const uploaded = { bytes: 0 };
+    let sent = 0;
+    let partsBeforeCut = 0;
+    served = (res) => {
+      res.writeHead(200, { "content-type": "application/octet-stream", "content-length": String(bytes.length) });
+      const started = Date.now();
+      const step = (): void => {
+        if (uploaded.bytes >= 2 * MIN_PART_SIZE || Date.now() - started > 40_000) {
+          partsBeforeCut = uploaded.bytes;
+          res.destroy();
+          return;
+        }
+        if (sent + MiB >= bytes.length) return void setTimeout(step, 50);
+        const more = res.write(bytes.subarray(sent, sent + MiB));
+        sent += MiB;
+        if (more) setTimeout(step, 20);
+        else res.once("drain", () => setTimeout(step, 20));
+      };
+      step();
+    };
+    const err = await backupError(setup({ BACKUP_SOURCE: baseUrl, BACKUP_NAME: "cut", CHECK: "structure" }, { wrapStore: progressSpy(uploaded) }).runner.run());
+    expect({ code: err.code, status: err.status }).toEqual({ code: "SOURCE_UNREADABLE", status: 502 });
+    expect(err.message).toMatch(/Content-Length said/);
+    console.log(`cut after ${(sent / MiB).toFixed(0)} of ${(bytes.length / MiB).toFixed(1)} MiB sent, ${(partsBeforeCut / MiB).toFixed(0)} MiB of parts accepted by then`);
+    expect(partsBeforeCut).toBeGreaterThanOrEqual(2 * MIN_PART_SIZE);
+    expect(sent).toBeLessThan(bytes.length);
+    await expectOnlyEarlier("backups/cut/", earlier);
+  });
+
+  it("a URL source that changes under the read (a torn copy, found by the check after parts were uploaded) leaves nothing behind; the earlier backup is intact", async () => {
+    const { before, torn } = tornPair(join(dir, "torn"));
+    expect(sqliteQuickCheck(torn, join(dir, "torn-copy.db"))).not.toBe("ok"); // SQLite itself refuses the torn copy
+    served = (res) => {
+      res.writeHead(200, { "content-type": "application/octet-stream", "content-length": String(before.length) });
+      res.end(before);
+    };
+    const earlier = await setup({ BACKUP_SOURCE: baseUrl, BACKUP_NAME: "torn", CHECK: "structure" }).runner.run();
+    expect(earlier.sha256).toBe(sha256(before));
+    served = (res) => {
+      res.writeHead(200, { "content-type": "application/octet-stream", "content-length": String(torn.length) });
+      res.end(torn);
+    };
+    const uploaded = { bytes: 0 };
+    const err = await backupError(setup({ BACKUP_SOURCE: baseUrl, BACKUP_NAME: "torn", CHECK: "structure" }, { wrapStore: progressSpy(uploaded) }).runner.run());
+    expect({ code: err.code, status: err.status }).toEqual({ code: "SQLITE_CORRUPT", status: 422 });
+    expect(uploaded.bytes).toBeGreaterThanOrEqual(2 * MIN_PART_SIZE);
+    await expectOnlyEarlier("backups/torn/", earlier);
+  });
+
+  it("a file that keeps changing under the read (READ_ATTEMPTS=1), found after parts were uploaded, leaves nothing behind; the earlier backup is intact", async () => {
+    const path = join(dir, "changing.db");
+    makeDb(path, 6000, 3000);
+    const env = { BACKUP_SOURCE: path, BACKUP_NAME: "changing", CHECK: "structure", READ_ATTEMPTS: "1" };
+    const earlier = await setup(env).runner.run();
+    // After the first chunk, a writer commits (rollback journal: the main file changes); the
+    // read goes on to the end, and the change is seen when the source settles.
+    // No size up front (as a URL or S3 source): the read is the upload's, not a first look.
+    const meddle = (source: Source): Source => ({
+      origin: source.origin,
+      read: (o) => source.read(o),
+      open: async (o) => {
+        const opened = await source.open(o);
+        const reader = opened.stream.getReader();
+        let first = true;
+        const stream = new ReadableStream<Uint8Array>({
+          async pull(controller) {
+            const { done, value } = await reader.read();
+            if (done) return controller.close();
+            controller.enqueue(value);
+            if (first) execFileSync("sqlite3", [path, "UPDATE t SET name = 'changed' WHERE id = 1;"]);
+            first = false;
+          },
+        });
+        return { ...opened, stream };
+      },
+    });
+    const uploaded = { bytes: 0 };
+    const err = await backupError(setup(env, { wrapSource: meddle, wrapStore: progressSpy(uploaded) }).runner.run());
+    expect({ code: err.code, status: err.status }).toEqual({ code: "SOURCE_CHANGED", status: 409 });
+    expect(err.message).toMatch(/modified during the read/);
+    expect(uploaded.bytes).toBeGreaterThanOrEqual(2 * MIN_PART_SIZE);
+    await expectOnlyEarlier("backups/changing/", earlier);
   });
 
   it("a file changed under the streamed read is read again; the backup holds one consistent state", async () => {

@@ -130,6 +130,8 @@ export interface ProxyRequest {
   method: string;
   path: string;
   fault?: FaultKind;
+  /** The status the client got (set when the answer starts; absent for a reset or a stall). */
+  status?: number;
 }
 
 /** Which S3 operation a request is, from its method and query (path-style addressing). */
@@ -209,7 +211,8 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
     const partNumber = url.searchParams.get("partNumber");
     const fault = pick(op, partNumber ? Number(partNumber) : undefined);
     const hook = before;
-    requests.push({ op, method: req.method ?? "", path: url.pathname, ...(fault ? { fault } : {}) });
+    const record: ProxyRequest = { op, method: req.method ?? "", path: url.pathname, ...(fault ? { fault } : {}) };
+    requests.push(record);
 
     if (fault === "500" || fault === "503") {
       // Drain the request first: the client must see the answer, not a broken pipe.
@@ -217,6 +220,7 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
       req.on("end", () => {
         const { code, message } = ERROR_BODY[fault];
         const body = `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code><Message>${message}</Message><RequestId>fault</RequestId></Error>`;
+        record.status = Number(fault);
         res.writeHead(Number(fault), { "content-type": "application/xml", "content-length": Buffer.byteLength(body) });
         res.end(req.method === "HEAD" ? undefined : body);
       });
@@ -245,6 +249,7 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
     const upstreamReq = httpRequest(
       { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers },
       (up) => {
+        record.status = up.statusCode;
         if (fault === "cut") {
           const length = Number(up.headers["content-length"] ?? 0);
           let sent = 0;
