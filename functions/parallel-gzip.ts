@@ -96,26 +96,33 @@ export function parallelGzip(level: number, options: ParallelGzipOptions = {}): 
   interface Job {
     result: Promise<Uint8Array[]>;
     done?: Uint8Array[];
+    /** The pooled block the input was copied into: free again once the member is emitted. */
+    pooled?: Uint8Array;
   }
   const queue: Job[] = [];
   // The block being gathered: consecutive views of one buffer (no copy), or bytes copied
-  // into a block of its own when the chunks are not contiguous.
+  // into a block from the pool when the chunks are buffers of their own (a file read in
+  // chunks). The pool holds at most inFlight + 1 blocks, reused for the whole stream: a new
+  // block per copy was garbage the collector let pile up (bench/node-memory-results.md).
   let view: Uint8Array | undefined;
   let copy: Uint8Array | undefined;
   let filled = 0;
+  const pool: Uint8Array[] = [];
 
   const pending = () => (view ? view.byteLength : filled);
   const submit = () => {
     let input: Uint8Array;
+    let pooled: Uint8Array | undefined;
     if (view) {
       input = view;
       view = undefined;
     } else {
       input = copy ? copy.subarray(0, filled) : new Uint8Array(0);
+      pooled = copy;
       copy = undefined;
       filled = 0;
     }
-    const job: Job = { result: gzipMember(input, level, codec) };
+    const job: Job = { result: gzipMember(input, level, codec), ...(pooled ? { pooled } : {}) };
     // Rejections are observed when the job is awaited in order.
     job.result.then((out) => (job.done = out), () => undefined);
     queue.push(job);
@@ -123,8 +130,15 @@ export function parallelGzip(level: number, options: ParallelGzipOptions = {}): 
 
   // A member with stored stretches comes in many small parts (5-byte block headers among
   // them); one chunk per member keeps the per-chunk cost of the streams downstream per member.
-  const emit = (controller: TransformStreamDefaultController<Uint8Array>, parts: Uint8Array[]) => {
+  // The chunk never shares memory with a pooled block: a member of one part is zlib's output,
+  // one of several (stored stretches are views of the block) is copied by concat.
+  const emit = (controller: TransformStreamDefaultController<Uint8Array>, job: Job, parts: Uint8Array[]) => {
     controller.enqueue(parts.length === 1 ? parts[0]! : concat(parts));
+    if (job.pooled) pool.push(job.pooled);
+  };
+  const next = async (controller: TransformStreamDefaultController<Uint8Array>) => {
+    const job = queue.shift()!;
+    emit(controller, job, await job.result);
   };
 
   return new TransformStream<Uint8Array, Uint8Array>(
@@ -133,17 +147,20 @@ export function parallelGzip(level: number, options: ParallelGzipOptions = {}): 
         // Wait only when too many blocks are in flight; pass on whatever is already done, so
         // the upload starts with the first member, not after `inFlight` of them.
         const drain = async () => {
-          while (queue.length >= inFlight) emit(controller, await queue.shift()!.result);
-          while (queue[0]?.done) emit(controller, queue.shift()!.done!);
+          while (queue.length >= inFlight) await next(controller);
+          while (queue[0]?.done) await next(controller);
         };
         const continues = view !== undefined && view.buffer === chunk.buffer && view.byteOffset + view.byteLength === chunk.byteOffset;
-        if (copy === undefined && (view === undefined || continues)) {
+        // A view when the chunk is part of a larger buffer (a slice of the image: the next
+        // chunk likely continues it) or fills a block by itself; else it is copied.
+        const viewable = chunk.byteLength >= blockBytes || chunk.byteLength < chunk.buffer.byteLength;
+        if (copy === undefined && (view === undefined ? viewable : continues)) {
           view = view ? new Uint8Array(view.buffer, view.byteOffset, view.byteLength + chunk.byteLength) : chunk;
         } else {
           if (view) submit();
           let at = 0;
           while (at < chunk.length) {
-            copy ??= new Uint8Array(blockBytes);
+            copy ??= pool.pop() ?? new Uint8Array(blockBytes);
             const n = Math.min(chunk.length - at, copy.length - filled);
             copy.set(chunk.subarray(at, at + n), filled);
             filled += n;
@@ -160,7 +177,7 @@ export function parallelGzip(level: number, options: ParallelGzipOptions = {}): 
       async flush(controller) {
         // An empty input still becomes a valid (empty) gzip file.
         if (pending() > 0 || queue.length === 0) submit();
-        while (queue.length) emit(controller, await queue.shift()!.result);
+        while (queue.length) await next(controller);
       },
     },
     { highWaterMark: 1 },
