@@ -15,9 +15,8 @@ import type { BackupStore } from "../src/store/store.js";
 import { createNodeRuntime, NODE_MAX_BYTES, nodeFiles, stderrLogger } from "./node-runtime.js";
 
 /**
- * Parts uploaded at once on Node, as on Workers (was 4). src/store/multipart.ts keeps
- * queueSize + 1 part buffers of 5 MiB: 15 MiB instead of 25. Gzip, not the upload, sets the
- * pace on 2 cores (bench/node-memory-results.md has the throughput before and after).
+ * Parts uploaded at once on Node, as on Workers (was 4): fewer 5 MiB part buffers held by
+ * lib-storage. Gzip, not the upload, sets the pace on 2 cores (bench/node-memory.ts).
  */
 export const NODE_UPLOAD_QUEUE_SIZE = 2;
 

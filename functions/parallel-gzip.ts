@@ -103,7 +103,7 @@ export function parallelGzip(level: number, options: ParallelGzipOptions = {}): 
   // The block being gathered: consecutive views of one buffer (no copy), or bytes copied
   // into a block from the pool when the chunks are buffers of their own (a file read in
   // chunks). The pool holds at most inFlight + 1 blocks, reused for the whole stream: a new
-  // block per copy was garbage the collector let pile up (bench/node-memory-results.md).
+  // block per copy was garbage the collector let pile up (bench/node-memory.ts).
   let view: Uint8Array | undefined;
   let copy: Uint8Array | undefined;
   let filled = 0;
