@@ -1,23 +1,52 @@
 /**
- * Command line: `npm run cli -- <command>`. Results on stdout, JSON logs on stderr,
+ * Command line: `sqlite-edge-backup <command>` (the package's bin, functions/bin.ts) or
+ * `npm run cli -- <command>` in this repository. Results on stdout, JSON logs on stderr,
  * errors as one line on stderr and a non-zero exit.
+ *
+ * Start-up: this module loads only node: built-ins and small pure modules; each command
+ * imports what it needs when it runs (the AWS SDK, sql.js, age, hono), so `--help` and
+ * `--version` cost little more than starting Node (bench/startup.ts measures it).
  */
-import { readFile } from "node:fs/promises";
-import { resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { resolveBackup } from "../src/catalog.js";
-import { configFor, type Config } from "../src/config.js";
-import { parseIdentityFile } from "../src/encrypt.js";
 import { BackupError } from "../src/errors.js";
 import { redact } from "../src/log.js";
-import { restoreBackup } from "../src/restore.js";
-import type { Fleet } from "../src/fleet.js";
-import { verifyBackup } from "../src/verify.js";
-import { createNodeContext } from "./node-context.js";
-import { nodeRestoreFiles } from "./node-restore-files.js";
-import { startServer } from "./node-server.js";
+import { VERSION } from "../src/version.js";
+import type { Manifest } from "../src/backup.js";
+import type { FleetRun } from "../src/fleet.js";
 
-const USAGE = `usage: npm run cli -- <command>
+export { ageIdentities } from "./age-identities.js";
+
+const NAME_HELP = `  --name NAME            with BACKUP_SOURCES: the database to act on (backup: only this one;
+                         list, link, verify and restore need it when there are several)`;
+
+const COMMAND_HELP: Record<string, string> = {
+  backup: `usage: sqlite-edge-backup backup [--name NAME]
+  Back up BACKUP_SOURCE now; prints the manifest as JSON. With BACKUP_SOURCES: every database
+  in turn, {"runs":[…]}; exit 1 if any failed, 3 if only pruning failed.
+${NAME_HELP}`,
+  list: `usage: sqlite-edge-backup list [--json] [--name NAME]
+  List this name's backups, newest first (time, size, file); --json for machines.
+${NAME_HELP}`,
+  link: `usage: sqlite-edge-backup link [file|latest] [--name NAME]
+  Print a signed download link (valid LINK_TTL_SECONDS) to a backup (default: latest).
+${NAME_HELP}`,
+  verify: `usage: sqlite-edge-backup verify [file|latest] [--json] [--name NAME]
+  Download, gunzip, compare sha256 and size with the metadata and run the structural check on
+  the pages as they stream (default: latest); exit 1 if anything is wrong. An encrypted
+  .sqlite.gz.age backup needs AGE_IDENTITY or AGE_IDENTITY_FILE.
+${NAME_HELP}`,
+  restore: `usage: sqlite-edge-backup restore [file|latest] --to PATH [--force | --if-missing] [--json] [--name NAME]
+  Restore atomically to PATH (temp file, verified, renamed over PATH; default: latest).
+  --force        replace an existing PATH
+  --if-missing   keep an existing PATH and exit 0
+  An encrypted .sqlite.gz.age backup needs AGE_IDENTITY or AGE_IDENTITY_FILE.
+${NAME_HELP}`,
+  serve: `usage: sqlite-edge-backup serve
+  Run the HTTP API on HOST:PORT (default 127.0.0.1:8787) and back up on SCHEDULE (UTC cron)
+  until SIGINT/SIGTERM.`,
+};
+
+const USAGE = `usage: sqlite-edge-backup <command> [options]     (in a clone: npm run cli -- <command>)
   backup                 back up BACKUP_SOURCE now; prints the manifest as JSON (with
                          BACKUP_SOURCES: every database in turn, {"runs":[…]}; exit 1 if any failed)
   list [--json]          list this name's backups, newest first
@@ -31,9 +60,11 @@ const USAGE = `usage: npm run cli -- <command>
                          --force replaces an existing PATH, --if-missing keeps it and exits 0
   (verify and restore of an encrypted .sqlite.gz.age backup need AGE_IDENTITY or AGE_IDENTITY_FILE)
   serve                  run the HTTP API on HOST:PORT and back up on SCHEDULE
-  --name NAME            with BACKUP_SOURCES: the database to act on (backup: only this one;
-                         list, link, verify and restore need it when there are several)
-configuration comes from the environment; see README.md`;
+${NAME_HELP}
+  <command> --help       that command's usage
+  --version              print the version
+configuration comes from the environment (BACKUP_SOURCE, S3_ENDPOINT, S3_BUCKET,
+S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY, …); see the README ("Configuration")`;
 
 const COMMANDS = ["backup", "list", "link", "verify", "restore", "serve"];
 
@@ -49,6 +80,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     options: {
       json: { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
+      version: { type: "boolean", short: "v", default: false },
       to: { type: "string" },
       force: { type: "boolean", default: false },
       "if-missing": { type: "boolean", default: false },
@@ -56,6 +88,14 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     },
   });
   const [command, ...rest] = positionals;
+  if (values.version) {
+    process.stdout.write(`${VERSION}\n`);
+    return 0;
+  }
+  if (command && values.help && COMMAND_HELP[command]) {
+    process.stdout.write(`${COMMAND_HELP[command]}\n`);
+    return 0;
+  }
   if (values.help || !command) {
     process.stdout.write(`${USAGE}\n`);
     return command || values.help ? 0 : 2;
@@ -75,6 +115,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     if (values.force && values["if-missing"]) return usageError("--force and --if-missing contradict each other: choose one");
   }
   if (command === "serve") {
+    const { startServer } = await import("./node-server.js");
     const server = await startServer(env);
     process.stderr.write(`serving on ${server.url}; Ctrl-C to stop\n`);
     await new Promise<void>((resolve) => {
@@ -84,68 +125,56 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     await server.stop();
     return 0;
   }
-  const ctx = await createNodeContext(env);
-  if (command === "backup" && values.name === undefined && ctx.fleet.names.length > 1) {
-    try {
-      return await backupAll(ctx.fleet);
-    } finally {
-      await ctx.notifier?.idle();
-    }
-  }
-  // The one database this command is about (--name, or the only one), and its configuration.
-  const service = ctx.fleet.pick(values.name);
-  const config = configFor(ctx.config, ctx.config.databases.find((d) => d.name === service.name)!);
-  switch (command) {
-    case "backup": {
-      try {
-        const manifest = await service.backup();
+  const { openBackupClient } = await import("./lib/node.js");
+  const client = await openBackupClient(env);
+  const name = values.name;
+  try {
+    if (command === "backup" && name === undefined && client.config.databases.length > 1) return await backupAll(client.backupAll());
+    switch (command) {
+      case "backup": {
+        const manifest = await client.backup({ name });
         process.stdout.write(`${JSON.stringify(manifest, null, 2)}\n`);
         return manifest.pruneError ? 3 : 0;
-      } finally {
-        // The alert of this run (success or failure) goes out before the process exits; bounded.
-        await ctx.notifier?.idle();
       }
-    }
-    case "list": {
-      const backups = await service.list();
-      if (values.json) process.stdout.write(`${JSON.stringify({ backups }, null, 2)}\n`);
-      else if (backups.length === 0) process.stderr.write(`no backups of "${config.name}" in ${ctx.store.description}\n`);
-      else for (const b of backups) process.stdout.write(`${b.lastModified}  ${String(b.size).padStart(12)}  ${b.file}\n`);
-      return 0;
-    }
-    case "link": {
-      const link = await service.link(rest[0] ?? "latest");
-      process.stdout.write(`${link.url}\n`);
-      return 0;
-    }
-    case "verify": {
-      const identities = await ageIdentities(config);
-      const found = await resolveBackup(ctx.store, config, rest[0] ?? "latest");
-      const report = await verifyBackup(ctx.store, ctx.runtime, found.key, { maxBytes: config.maxBytes, identities });
-      if (values.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
-      else {
-        process.stdout.write(
-          `ok ${report.key}${report.encrypted ? " (age-encrypted, decrypted)" : ""}: ${report.bytes} bytes, sha256 ${report.sha256} matches, ${report.pageCount} pages of ${report.pageSize} bytes, ${report.check === "structure" ? "structural check" : "integrity_check"} ok\n`,
-        );
+      case "list": {
+        const backups = await client.list({ name });
+        if (values.json) process.stdout.write(`${JSON.stringify({ backups }, null, 2)}\n`);
+        else if (backups.length === 0) {
+          const config = await client.databaseConfig(name);
+          process.stderr.write(`no backups of "${config.name}" in s3://${config.s3.bucket}${config.s3.endpoint ? ` at ${config.s3.endpoint}` : ""}\n`);
+        } else for (const b of backups) process.stdout.write(`${b.lastModified}  ${String(b.size).padStart(12)}  ${b.file}\n`);
+        return 0;
       }
-      return 0;
-    }
-    case "restore": {
-      const identities = await ageIdentities(config);
-      const result = await restoreBackup(
-        { config, runtime: ctx.runtime, store: ctx.store, files: nodeRestoreFiles, identities },
-        { which: rest[0] ?? "latest", target: resolve(values.to ?? ""), force: values.force, ifMissing: values["if-missing"] },
-      );
-      if (values.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
-      else if (!result.restored) process.stdout.write(`${result.target} exists; nothing restored\n`);
-      else {
-        const replaced = result.replaced ? " (replaced the existing file)" : "";
-        process.stdout.write(`restored ${result.key} (${result.bytes} bytes, sha256 ${result.sha256}) to ${result.target}${replaced}\n`);
+      case "link": {
+        const link = await client.link(rest[0] ?? "latest", { name });
+        process.stdout.write(`${link.url}\n`);
+        return 0;
       }
-      return 0;
+      case "verify": {
+        const report = await client.verify(rest[0] ?? "latest", { name });
+        if (values.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+        else {
+          process.stdout.write(
+            `ok ${report.key}${report.encrypted ? " (age-encrypted, decrypted)" : ""}: ${report.bytes} bytes, sha256 ${report.sha256} matches, ${report.pageCount} pages of ${report.pageSize} bytes, ${report.check === "structure" ? "structural check" : "integrity_check"} ok\n`,
+          );
+        }
+        return 0;
+      }
+      case "restore": {
+        const result = await client.restore({ name, which: rest[0] ?? "latest", to: values.to ?? "", force: values.force, ifMissing: values["if-missing"] });
+        if (values.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+        else if (!result.restored) process.stdout.write(`${result.target} exists; nothing restored\n`);
+        else {
+          const replaced = result.replaced ? " (replaced the existing file)" : "";
+          process.stdout.write(`restored ${result.key} (${result.bytes} bytes, sha256 ${result.sha256}) to ${result.target}${replaced}\n`);
+        }
+        return 0;
+      }
+      default:
+        return 2;
     }
-    default:
-      return 2;
+  } finally {
+    await client.close();
   }
 }
 
@@ -153,31 +182,12 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
  * `backup` with several databases: each in turn (one failing does not stop the others), one
  * JSON document with every outcome; exit 1 if any failed, 3 if only pruning did.
  */
-async function backupAll(fleet: Fleet): Promise<number> {
-  const runs = await fleet.runAll((service) => service.backup());
+async function backupAll(running: Promise<FleetRun<Manifest>[]>): Promise<number> {
+  const runs = await running;
   for (const r of runs) if (!r.ok) process.stderr.write(`${describeError(r.error)} (database "${r.name}")\n`);
   const shown = runs.map((r) => (r.ok ? { name: r.name, ok: true, manifest: r.result } : { name: r.name, ok: false, error: { code: r.error.code, message: r.error.message } }));
   process.stdout.write(`${JSON.stringify({ runs: shown }, null, 2)}\n`);
   return runs.some((r) => !r.ok) ? 1 : runs.some((r) => r.ok && r.result.pruneError) ? 3 : 0;
-}
-
-/**
- * AGE_IDENTITY, or the identities in the file AGE_IDENTITY_FILE names (read here: src/ reads
- * no files). Errors name the file, never its content.
- */
-export async function ageIdentities(config: Pick<Config, "ageIdentity" | "ageIdentityFile">): Promise<string[]> {
-  if (config.ageIdentity) return [config.ageIdentity];
-  const path = config.ageIdentityFile;
-  if (!path) return [];
-  let text: string;
-  try {
-    text = await readFile(path, "utf8");
-  } catch (err) {
-    const code = (err as { code?: unknown }).code;
-    const why = code === "ENOENT" ? "does not exist" : code === "EACCES" ? "is not readable by this user" : code === "EISDIR" ? "is a directory" : `cannot be read (${String(code ?? err)})`;
-    throw new BackupError("CONFIG_INVALID", `AGE_IDENTITY_FILE ${path} ${why}.`, 400, { cause: err });
-  }
-  return parseIdentityFile(text, path);
 }
 
 export function describeError(err: unknown): string {
@@ -186,9 +196,9 @@ export function describeError(err: unknown): string {
   return `error: ${err instanceof Error ? err.message : String(err)}`;
 }
 
-// Run when executed directly (not when imported by tests).
-if (import.meta.url === `file://${process.argv[1]}`) {
-  main(process.argv.slice(2)).then(
+/** Run the command line and exit with its status (the bin, and `npm run cli`). */
+export function run(argv: string[] = process.argv.slice(2)): void {
+  main(argv).then(
     (code) => process.exit(code),
     (err: unknown) => {
       process.stderr.write(`${redact(describeError(err), [process.env.S3_SECRET_ACCESS_KEY ?? "", process.env.API_KEY ?? "", process.env.AGE_IDENTITY ?? ""])}\n`);
@@ -196,3 +206,6 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     },
   );
 }
+
+// Run when executed directly (`npm run cli`), not when imported (tests, functions/bin.ts).
+if (import.meta.url === `file://${process.argv[1]}`) run();

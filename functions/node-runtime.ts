@@ -6,7 +6,6 @@
 import { createHash, randomInt } from "node:crypto";
 import { open, stat } from "node:fs/promises";
 import { createGunzip } from "node:zlib";
-import initSqlJs from "sql.js";
 import type { FileAccess } from "../src/sources/file.js";
 import { jsonLogger, type Logger } from "../src/log.js";
 import { checkOnWorkerThread } from "./check-worker.js";
@@ -44,6 +43,9 @@ export function stderrLogger(secrets: readonly string[] = [], level = process.en
 }
 
 export async function createNodeRuntime(logger: Logger): Promise<Runtime> {
+  // Loaded here, not at import: commands that open no database (list, link, --help) start faster.
+  // sql.js finds its .wasm beside its own file (node_modules/sql.js/dist/sql-wasm.wasm).
+  const { default: initSqlJs } = await import("sql.js");
   const sqlite = await initSqlJs();
   return {
     sqlite,

@@ -33,13 +33,17 @@ export interface FleetDeps extends Omit<BackupDeps, "config" | "source"> {
 
 /** The service of `name`; without a name, the only one (NAME_REQUIRED when there are several). */
 export function pickService(services: readonly BackupService[], name: string | undefined): BackupService {
-  const names = services.map((s) => s.name);
+  const picked = pickName(services.map((s) => s.name), name);
+  return services.find((s) => s.name === picked)!;
+}
+
+/** pickService on the names alone: the name of the database meant (errors NAME_REQUIRED, UNKNOWN_NAME). */
+export function pickName(names: readonly string[], name: string | undefined): string {
   if (name === undefined || name === "") {
-    if (services.length === 1) return services[0]!;
+    if (names.length === 1) return names[0]!;
     throw new BackupError("NAME_REQUIRED", `this deployment backs up several databases (${names.join(", ")}): say which one with ?name= (CLI: --name).`, 400);
   }
-  const found = services.find((s) => s.name === name);
-  if (found) return found;
+  if (names.includes(name)) return name;
   // Echo the name only when it is a valid one: it comes from a request.
   const shown = NAME_PATTERN.test(name) ? JSON.stringify(name) : "the given name";
   throw new BackupError("UNKNOWN_NAME", `${shown} is not a database of this deployment (names: ${names.join(", ")}).`, 404);

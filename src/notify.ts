@@ -12,7 +12,7 @@
  * NOTIFY_URL often is the credential (a healthchecks.io UUID, a Slack or Discord webhook
  * token in the path, a token in the query): only its origin is ever logged.
  */
-import { version } from "../package.json";
+import { VERSION as version } from "./version.js";
 import { describeCause } from "./errors.js";
 import { redact, type Logger } from "./log.js";
 

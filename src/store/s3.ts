@@ -18,8 +18,6 @@ import {
   S3Client,
   type S3ClientConfig,
 } from "@aws-sdk/client-s3";
-import { Upload } from "@aws-sdk/lib-storage";
-import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import type { S3Config } from "../config.js";
 import { BackupError } from "../errors.js";
 import { storeError } from "./s3-errors.js";
@@ -114,6 +112,8 @@ export function createS3Store(config: S3Config, options: S3StoreOptions = {}): B
     description: where,
 
     async upload(key: string, body: ReadableStream<Uint8Array>, opts: UploadOptions): Promise<void> {
+      // Loaded on first use, so that commands that never upload (list, link) start faster.
+      const { Upload } = await import("@aws-sdk/lib-storage");
       const upload = new Upload({
         client,
         params: {
@@ -251,6 +251,7 @@ export function createS3Store(config: S3Config, options: S3StoreOptions = {}): B
           Key: key,
           ResponseContentDisposition: `attachment; filename="${filename.replace(/["\\]/g, "_")}"`,
         });
+        const { getSignedUrl } = await import("@aws-sdk/s3-request-presigner");
         return await getSignedUrl(client, command, { expiresIn: ttlSeconds });
       } catch (err) {
         throw fail(err, `signing a link to ${key}`);
