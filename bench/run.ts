@@ -26,8 +26,8 @@
  *   (default "256,1024"; "none" skips it), BENCH_PEER_RUNS pairs (default 3), interleaved:
  *   the peer, `sqlite3 DB ".backup TMP"` then `pigz -p2 -1 -c TMP | rclone rcat` (Debian's
  *   rclone, configured by RCLONE_CONFIG_<NAME>_* variables only) into the same S3 server, and
- *   the whole CLI process as a user runs it (`node --import tsx functions/cli.ts backup`,
- *   GZIP_LEVEL=1, LOCK=off); every stored object is downloaded, gunzipped and checked with
+ *   the whole CLI process as a user runs it (the installed command, `node dist/functions/bin.js
+ *   backup`, built first; GZIP_LEVEL=1, LOCK=off); every stored object is downloaded, gunzipped and checked with
  *   sqlite3 afterwards. Written as the section "Against the script a user would write";
  *   BENCH_ONLY=peer runs only this part and replaces only that section. rclone is installed
  *   with apt-get like pigz.
@@ -39,7 +39,7 @@
  * baselines' copies and outputs, the S3 server's directory) live in one temp dir, removed at
  * the end, on failure and on Ctrl-C. Never part of npm test.
  */
-import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdtemp, open, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { availableParallelism, loadavg, release, tmpdir, totalmem, type } from "node:os";
@@ -593,8 +593,15 @@ function cliEnv(db: string): NodeJS.ProcessEnv {
   };
 }
 
-/** The CLI's command line, from the project's root (`npm run cli -- backup` minus npm). */
-const CLI = ["--import", "tsx", "functions/cli.ts"];
+/** The CLI as a user runs it once installed (`npx sqlite-edge-backup`): the compiled bin, built by peerPart. */
+const CLI = ["dist/functions/bin.js"];
+let built = false;
+/** `npm run build` once per bench run, so the bin is this checkout's code. */
+function buildOnce(): void {
+  if (built) return;
+  execFileSync(process.execPath, ["scripts/build.mjs"], { cwd: new URL("..", import.meta.url).pathname, stdio: "ignore" });
+  built = true;
+}
 
 interface SqliteFacts {
   integrity?: string;
@@ -661,7 +668,7 @@ interface PeerRow {
   peer: PeerSide[];
 }
 
-/** One `node --import tsx functions/cli.ts backup` (GZIP_LEVEL=1, LOCK=off) under GNU time, its object checked afterwards. */
+/** One `node dist/functions/bin.js backup` (the installed command; GZIP_LEVEL=1, LOCK=off) under GNU time, its object checked afterwards. */
 async function cliOnce(db: string, source: SqliteFacts): Promise<PeerSide> {
   const load1 = loadavg()[0]!;
   const cpu = process.cpuUsage();
@@ -737,6 +744,7 @@ async function peerOnce(db: string, run: number, source: SqliteFacts): Promise<P
 
 /** The peer part at one size: BENCH_PEER_RUNS pairs, interleaved (tool, peer, tool, peer, …), each after a read of the DB. */
 async function peerPart(asked: number, db: string, dbBytes: number): Promise<PeerRow> {
+  buildOnce();
   const source = await sqliteFacts(db, false);
   const row: PeerRow = { asked, dbBytes, tool: [], peer: [] };
   const describe = (r: PeerSide) => `${r.wallS.toFixed(2)} s (${r.steps}), ${(r.storedBytes / MiB).toFixed(1)} MiB stored, peak RSS ${(r.peakRssBytes / MiB).toFixed(0)} MiB, CPU ${r.cpuS.toFixed(2)} s (+ S3 server ${r.serverCpuS.toFixed(2)}), load ${r.load1.toFixed(2)}; ${r.verified}`;
@@ -772,7 +780,7 @@ function peerTable(rows: PeerRow[]): string {
     const tool = medianOf(r.tool.map((x) => x.wallS));
     const peer = medianOf(r.peer.map((x) => x.wallS));
     for (const [name, runs, ratio] of [
-      ["tool: `node --import tsx functions/cli.ts backup`, GZIP_LEVEL=1, LOCK=off", r.tool, `**${(peer / tool).toFixed(2)}×**`],
+      ["tool: `sqlite-edge-backup backup` (dist/functions/bin.js), GZIP_LEVEL=1, LOCK=off", r.tool, `**${(peer / tool).toFixed(2)}×**`],
       ["peer: `sqlite3 .backup` + `pigz -p2 -1 \\| rclone rcat`", r.peer, "—"],
     ] as const) {
       const wall = medianOf(runs.map((x) => x.wallS));
@@ -810,12 +818,12 @@ How to read:
   variables: TYPE=s3, PROVIDER=Other, ENDPOINT, ACCESS_KEY_ID, SECRET_ACCESS_KEY, REGION,
   FORCE_PATH_STYLE=true; no config file; its defaults: 5 MiB parts, 4 at a time). Its wall time is
   the sum of the two steps; it has no lock, no check, no verification, no retention.
-- The tool is the whole CLI process as a user runs it: \`node --import tsx functions/cli.ts
-  backup\` (\`npm run cli -- backup\` adds npm's own start-up) with only BACKUP_SOURCE, S3_*,
+- The tool is the whole CLI process as a user runs it: \`sqlite-edge-backup backup\` (the
+  installed command: \`node dist/functions/bin.js backup\`, built by the bench first) with only BACKUP_SOURCE, S3_*,
   GZIP_LEVEL=1 and LOCK=off set (the script has no lock either), default CHECK, VERIFY and
-  MAX_COUNT: start-up (Node, tsx, loading the code, config), the backup (read, sha256, check,
-  gzip on the thread pool, multipart upload to \`{key}.partial\`, server-side copy to the key with
-  the sha256 in its metadata, HEAD verification, pruning) and exit. Its steps are from its own
+  MAX_COUNT: start-up (Node, loading the code, config), the backup (a file: read, sha256 and
+  check; then read, sha256, gzip on the thread pool and multipart upload straight to the key
+  with the sha256 in its metadata; HEAD verification, pruning) and exit. Its steps are from its own
   JSON log lines: start-up is from spawning the process to "backup started".
 - Both store into the same S3 server (@20minutes/s3rver, in this process, on 127.0.0.1): it
   shares the 2 cores with the contestant, and its CPU is in brackets. Runs alternate (tool, peer,
