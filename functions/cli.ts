@@ -8,6 +8,7 @@
  * `--version` cost little more than starting Node (bench/startup.ts measures it).
  */
 import { parseArgs } from "node:util";
+import type { ConfigFile } from "./config-file.js";
 import { BackupError } from "../src/errors.js";
 import { redact } from "../src/log.js";
 import { VERSION } from "../src/version.js";
@@ -61,10 +62,12 @@ const USAGE = `usage: sqlite-edge-backup <command> [options]     (in a clone: np
   (verify and restore of an encrypted .sqlite.gz.age backup need AGE_IDENTITY or AGE_IDENTITY_FILE)
   serve                  run the HTTP API on HOST:PORT and back up on SCHEDULE
 ${NAME_HELP}
+  --config FILE          settings from a JSON file (the variables' names, and "databases" for
+                         BACKUP_SOURCES); the environment overrides it
   <command> --help       that command's usage
   --version              print the version
 configuration comes from the environment (BACKUP_SOURCE, S3_ENDPOINT, S3_BUCKET,
-S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY, …); see the README ("Configuration")`;
+S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY, …) and --config FILE; see the README ("Configuration")`;
 
 const COMMANDS = ["backup", "list", "link", "verify", "restore", "serve"];
 
@@ -72,6 +75,9 @@ function usageError(message: string): number {
   process.stderr.write(`error: ${message} (--help for usage)\n`);
   return 2;
 }
+
+/** The settings the last command ran with (the environment, and --config's file): what error output must not show. */
+let runEnv: NodeJS.ProcessEnv = process.env;
 
 export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const { positionals, values } = parseArgs({
@@ -85,6 +91,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       force: { type: "boolean", default: false },
       "if-missing": { type: "boolean", default: false },
       name: { type: "string" },
+      config: { type: "string" },
     },
   });
   const [command, ...rest] = positionals;
@@ -114,9 +121,22 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     if (values.to === undefined || values.to.trim() === "") return usageError("restore needs --to PATH (the database file to create or replace)");
     if (values.force && values["if-missing"]) return usageError("--force and --if-missing contradict each other: choose one");
   }
+  // Settings from a file, under the environment's (functions/config-file.ts).
+  const given = env;
+  let file: ConfigFile | undefined;
+  if (values.config !== undefined) {
+    if (values.config.trim() === "") return usageError("--config needs a file (a JSON object of settings)");
+    const { readConfigFile, withConfigFile } = await import("./config-file.js");
+    file = await readConfigFile(values.config);
+    env = withConfigFile(file, given);
+  }
+  runEnv = env;
+  const blame = async (err: unknown): Promise<never> => {
+    throw file ? (await import("./config-file.js")).blameConfigFile(err, file, given) : err;
+  };
   if (command === "serve") {
     const { startServer } = await import("./node-server.js");
-    const server = await startServer(env);
+    const server = await startServer(env).catch(blame);
     process.stderr.write(`serving on ${server.url}; Ctrl-C to stop\n`);
     await new Promise<void>((resolve) => {
       process.once("SIGINT", resolve);
@@ -126,7 +146,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     return 0;
   }
   const { openBackupClient } = await import("./lib/node.js");
-  const client = await openBackupClient(env);
+  const client = await openBackupClient(env).catch(blame);
   const name = values.name;
   try {
     if (command === "backup" && name === undefined && client.config.databases.length > 1) return await backupAll(client.backupAll());
@@ -201,7 +221,7 @@ export function run(argv: string[] = process.argv.slice(2)): void {
   main(argv).then(
     (code) => process.exit(code),
     (err: unknown) => {
-      process.stderr.write(`${redact(describeError(err), [process.env.S3_SECRET_ACCESS_KEY ?? "", process.env.API_KEY ?? "", process.env.AGE_IDENTITY ?? ""])}\n`);
+      process.stderr.write(`${redact(describeError(err), [runEnv.S3_SECRET_ACCESS_KEY ?? "", runEnv.API_KEY ?? "", runEnv.AGE_IDENTITY ?? ""])}\n`);
       process.exit(1);
     },
   );
