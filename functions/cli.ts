@@ -62,6 +62,10 @@ const USAGE = `usage: sqlite-edge-backup <command> [options]     (in a clone: np
   (verify and restore of an encrypted .sqlite.gz.age backup need AGE_IDENTITY or AGE_IDENTITY_FILE)
   serve                  run the HTTP API on HOST:PORT and back up on SCHEDULE
 ${NAME_HELP}
+  --log-format json|pretty
+                         stderr: JSON lines, or a progress line and a summary for a person
+                         (default: pretty when stderr is a terminal, else json)
+  --quiet, -q            log warnings and errors only
   --config FILE          settings from a JSON file (the variables' names, and "databases" for
                          BACKUP_SOURCES); the environment overrides it
   <command> --help       that command's usage
@@ -92,6 +96,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       "if-missing": { type: "boolean", default: false },
       name: { type: "string" },
       config: { type: "string" },
+      "log-format": { type: "string" },
+      quiet: { type: "boolean", short: "q", default: false },
     },
   });
   const [command, ...rest] = positionals;
@@ -146,7 +152,11 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     return 0;
   }
   const { openBackupClient } = await import("./lib/node.js");
-  const client = await openBackupClient(env).catch(blame);
+  const format = values["log-format"];
+  if (format !== undefined && format !== "json" && format !== "pretty") return usageError(`--log-format is json or pretty, not "${format}"`);
+  // A person at a terminal gets a progress line; a pipe, a file or a log collector, JSON lines.
+  const logFormat = format ?? (process.stderr.isTTY ? "pretty" : "json");
+  const client = await openBackupClient(env, { logFormat, quiet: values.quiet }).catch(blame);
   const name = values.name;
   try {
     if (command === "backup" && name === undefined && client.config.databases.length > 1) return await backupAll(client.backupAll());

@@ -9,7 +9,7 @@ import { listBackups } from "./catalog.js";
 import { encryptStream, type Decryption } from "./encrypt.js";
 import { asBackupError, BackupError } from "./errors.js";
 import { backupFolder, createKeyFactory, parseKey, type BackupKey } from "./keys.js";
-import { throttle } from "./log.js";
+import { PROGRESS_INTERVAL_MS, throttle } from "./log.js";
 import { keptByRule, planRetention } from "./retention.js";
 import type { Runtime } from "./runtime.js";
 import { takeSnapshot, type Snapshot } from "./snapshot.js";
@@ -68,7 +68,6 @@ export interface BackupDeps {
   source: Source;
 }
 
-const PROGRESS_INTERVAL_MS = 2000;
 /**
  * A failed run aborts its multipart upload; if even that abort fails, the parts stay (and are
  * billed) until a later run aborts them. Only uploads older than this are touched, so that a
@@ -397,7 +396,8 @@ async function streamedBackup(deps: BackupDeps, target: BackupKey, options: RunO
   async function lookFirst(): Promise<StreamFacts | undefined> {
     try {
       const opened = await source.open({ maxBytes: config.maxBytes });
-      const inspected = inspectImage(opened.stream, { check, origin: source.origin, maxBytes: config.maxBytes, sha256: runtime.sha256(), settled: opened.settled });
+      const report = throttle<number>(PROGRESS_INTERVAL_MS, clock, (n) => log.info("checking", { bytesRead: n, totalBytes: opened.bytes }));
+      const inspected = inspectImage(opened.stream, { check, origin: source.origin, maxBytes: config.maxBytes, sha256: runtime.sha256(), settled: opened.settled, onProgress: report });
       const reader = inspected.stream.getReader();
       const drained = (async () => {
         while (!(await reader.read()).done);

@@ -77,6 +77,9 @@ export const silentLogger: Logger = {
   child: () => silentLogger,
 };
 
+/** How often long operations log their progress (backup, restore, verify). */
+export const PROGRESS_INTERVAL_MS = 2000;
+
 /** Calls `report` at most once per `intervalMs`, plus always for the final value. */
 export function throttle<T>(intervalMs: number, now: () => number, report: (value: T) => void): (value: T, final?: boolean) => void {
   let last = -Infinity;

@@ -11,6 +11,7 @@
  */
 import { resolveBackup } from "./catalog.js";
 import type { Config } from "./config.js";
+import { PROGRESS_INTERVAL_MS, throttle } from "./log.js";
 import { asBackupError, BackupError } from "./errors.js";
 import type { Runtime } from "./runtime.js";
 import { fillFrom, type PositionalReader } from "./sources/source.js";
@@ -191,7 +192,8 @@ export async function restoreBackup(deps: RestoreDeps, options: RestoreOptions):
       throw err;
     }
     created = true;
-    const streamed = await download(body, runtime, found.key, expected, file);
+    const report = throttle<number>(PROGRESS_INTERVAL_MS, Date.now, (n) => log.info("restoring", { bytesRead: n, totalBytes: expected.bytes }));
+    const streamed = await download(body, runtime, found.key, expected, file, report);
     log.info("restore downloaded", { temp, bytes: expected.bytes });
 
     // 4. Prove it. The bytes that streamed must be the backup's (a tampered or damaged object
@@ -290,6 +292,7 @@ async function download(
   key: string,
   expected: BackupMetadata,
   file: WritableFile,
+  onProgress: (bytes: number) => void,
 ): Promise<StreamedImage> {
   let streamed: StreamedImage;
   try {
@@ -297,6 +300,7 @@ async function download(
       expectedBytes: expected.bytes,
       problem: readBackProblem(key, expected),
       sink: (chunk) => file.write(chunk),
+      onProgress,
     });
     await file.sync();
   } catch (err) {

@@ -105,6 +105,8 @@ export interface StreamImageOptions {
    * instead of piling chunks up in memory.
    */
   sink?: (chunk: Uint8Array) => Promise<void>;
+  /** The bytes of content so far, after each chunk. */
+  onProgress?: (bytes: number) => void;
 }
 
 /**
@@ -136,6 +138,7 @@ export async function streamImage(content: ReadableStream<Uint8Array>, hasher: S
       hasher.update(chunk);
       check.update(chunk);
       if (sink) await sink(chunk);
+      options.onProgress?.(bytes);
     }
   } catch (err) {
     await reader.cancel(err).catch(() => undefined);
@@ -329,6 +332,8 @@ export interface VerifyOptions {
   maxBytes: number;
   /** age identities (AGE-SECRET-KEY-1…) for encrypted backups. */
   identities?: readonly string[];
+  /** Bytes of the image read back so far, of `total` (throttle it: it is called per chunk). */
+  onProgress?: (bytes: number, total: number) => void;
 }
 
 /**
@@ -343,9 +348,11 @@ export async function verifyBackup(store: BackupStore, runtime: Pick<Runtime, "s
   if (!head) throw new BackupError("BACKUP_NOT_FOUND", `backup ${fileOf(key)} does not exist in ${store.description}.`, 404);
   const expected = backupMetadata(head, options.maxBytes);
   const body = await openBackup(store, key, expected, options.identities);
+  const onProgress = options.onProgress;
   const streamed = await streamImage(body.pipeThrough(runtime.gunzip()), runtime.sha256(), {
     expectedBytes: expected.bytes,
     problem: readBackProblem(key, expected),
+    ...(onProgress ? { onProgress: (n: number) => onProgress(n, expected.bytes) } : {}),
   });
   const proved = proveStreamed(runtime, streamed, expected, `backup ${key}`);
   return { key, file: fileOf(key), ...proved, encrypted: expected.encrypted };

@@ -12,7 +12,7 @@ import type { Config, ConfigVariable, Env } from "../../src/config.js";
 import type { Manifest } from "../../src/backup.js";
 import type { BackupEntry, Link } from "../../src/catalog.js";
 import type { FleetRun } from "../../src/fleet.js";
-import type { Logger } from "../../src/log.js";
+import { PROGRESS_INTERVAL_MS, throttle, type Logger } from "../../src/log.js";
 import type { RestoreResult } from "../../src/restore.js";
 import type { VerifyReport } from "../../src/verify.js";
 import type { NodeContext } from "../node-context.js";
@@ -109,7 +109,13 @@ export async function createBackupClient(settings: BackupSettings, options: Clie
  * A client from an environment as the CLI reads it (unknown variables ignored). Internal to
  * the package's entry points; programs use createBackupClient.
  */
-export async function openBackupClient(env: Env, options: ClientOptions = {}): Promise<BackupClient> {
+/** How the CLI logs (functions/cli.ts): JSON lines, or for a person at a terminal; --quiet keeps warnings and errors. */
+export interface CliLogOptions {
+  logFormat?: "json" | "pretty";
+  quiet?: boolean;
+}
+
+export async function openBackupClient(env: Env, options: ClientOptions & CliLogOptions = {}): Promise<BackupClient> {
   const [{ parseConfig, configFor, secretsOf }, { NODE_MAX_BYTES }] = await Promise.all([import("../../src/config.js"), import("../node-runtime.js")]);
   const config = parseConfig(env, { maxBytes: NODE_MAX_BYTES });
   const logger = async (): Promise<Logger> => {
@@ -118,8 +124,12 @@ export async function openBackupClient(env: Env, options: ClientOptions = {}): P
       const { jsonLogger } = await import("../../src/log.js");
       return jsonLogger({ write: () => undefined, level: "error" });
     }
+    if (options.logFormat === "pretty") {
+      const { prettyLogger } = await import("../pretty-log.js");
+      return prettyLogger({ write: (text) => process.stderr.write(text), columns: () => process.stderr.columns, secrets: secretsOf(config), quiet: options.quiet === true });
+    }
     const { stderrLogger } = await import("../node-runtime.js");
-    return stderrLogger(secretsOf(config));
+    return stderrLogger(secretsOf(config), options.quiet ? "warn" : undefined);
   };
 
   // The whole context (sql.js, the runtime, the services) only for the operations that read
@@ -180,7 +190,9 @@ export async function openBackupClient(env: Env, options: ClientOptions = {}): P
       ]);
       const identities = await ageIdentities(c);
       const found = await resolveBackup(ctx.store, c, which);
-      return verifyBackup(ctx.store, ctx.runtime, found.key, { maxBytes: c.maxBytes, identities });
+      const log = ctx.logger.child({ name: c.name, key: found.key });
+      const onProgress = throttle<[number, number]>(PROGRESS_INTERVAL_MS, Date.now, ([n, total]) => log.info("verifying", { bytesRead: n, totalBytes: total }));
+      return verifyBackup(ctx.store, ctx.runtime, found.key, { maxBytes: c.maxBytes, identities, onProgress: (n, total) => onProgress([n, total]) });
     },
     async restore(request) {
       if (typeof request?.to !== "string" || request.to.trim() === "") throw new BackupError("BAD_REQUEST", "restore needs `to`: the database file to create or replace.", 400);
