@@ -231,7 +231,8 @@ export function run(argv: string[] = process.argv.slice(2)): void {
   main(argv).then(
     (code) => process.exit(code),
     (err: unknown) => {
-      process.stderr.write(`${redact(describeError(err), [runEnv.S3_SECRET_ACCESS_KEY ?? "", runEnv.API_KEY ?? "", runEnv.AGE_IDENTITY ?? ""])}\n`);
+      // At a terminal, the progress line may still be open: the error starts a line of its own.
+      process.stderr.write(`${process.stderr.isTTY ? "\r\x1b[2K" : ""}${redact(describeError(err), [runEnv.S3_SECRET_ACCESS_KEY ?? "", runEnv.API_KEY ?? "", runEnv.AGE_IDENTITY ?? ""])}\n`);
       process.exit(1);
     },
   );

@@ -107,6 +107,8 @@ function summarize(msg: string, f: Fields): string | undefined {
       const file = typeof f.key === "string" ? ` as ${f.key.slice(f.key.lastIndexOf("/") + 1)}` : "";
       return `✓ backed up${name}${file}: ${bytes !== undefined ? `${mib(bytes)} MiB` : "the database"}${gz !== undefined ? ` → ${mib(gz)} MiB stored` : ""}${took}${pruned ? `, ${pruned} old backup${pruned === 1 ? "" : "s"} pruned` : ""}`;
     }
+    case "backup verified":
+      return `✓ verified${name}: ${bytes !== undefined ? `${mib(bytes)} MiB` : "the database"}, sha256 and structure as stored`;
     case "restored":
       return `✓ restored${name}: ${bytes !== undefined ? `${mib(bytes)} MiB` : "the database"} to ${String(f.target)}${f.replaced ? " (replaced the existing file)" : ""}`;
     default:

@@ -74,13 +74,18 @@ describe("the CLI at a terminal (script(1) gives it a pseudo-terminal)", () => {
   });
 
   /** The CLI under `script`, stdout and stderr as the terminal shows them. */
-  async function atTerminal(args: string): Promise<string> {
+  async function atTerminal(args: string, exitCode = 0): Promise<string> {
     const cli = `${JSON.stringify(process.execPath)} --import tsx functions/cli.ts ${args}`;
-    const { stdout } = await run("script", ["-qfec", cli, "/dev/null"], {
+    const { stdout, code } = await run("script", ["-qfec", cli, "/dev/null"], {
       env: { PATH: process.env.PATH ?? "", TERM: "xterm", AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true", ...s3.env({ BACKUP_SOURCE: db, BACKUP_NAME: "tty", LOCK: "off", CHECK: "structure" }) },
       maxBuffer: 16 * MiB,
       timeout: 120_000,
-    });
+    }).then(
+      (r) => ({ stdout: r.stdout, code: 0 }),
+      (e: { stdout?: string; code?: number }) => ({ stdout: e.stdout ?? "", code: e.code ?? -1 }),
+    );
+    // script -e exits with the command's status.
+    expect(code, stdout).toBe(exitCode);
     return stdout;
   }
 
@@ -105,8 +110,12 @@ describe("the CLI at a terminal (script(1) gives it a pseudo-terminal)", () => {
     expect(quiet).toMatch(/"key": "backups\/tty\//);
   });
 
-  it("restore at a terminal ends with its summary", async () => {
+  it("restore and verify at a terminal end with their summaries; a failure's error starts its own line", async () => {
     const screen = await atTerminal(`restore latest --to ${JSON.stringify(join(dir, "restored.db"))}`);
     expect(screen).toMatch(/✓ restored tty: [\d.]+ MiB to .*restored\.db/);
+    const verified = await atTerminal("verify");
+    expect(verified).toMatch(/✓ verified tty: [\d.]+ MiB, sha256 and structure as stored/);
+    const failed = await atTerminal("verify no-such-backup.sqlite.gz", 1);
+    expect(failed).toMatch(/(^|\n|\x1b\[2K)error \[INVALID_BACKUP_FILE\]/);
   });
 });

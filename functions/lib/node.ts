@@ -192,7 +192,9 @@ export async function openBackupClient(env: Env, options: ClientOptions & CliLog
       const found = await resolveBackup(ctx.store, c, which);
       const log = ctx.logger.child({ name: c.name, key: found.key });
       const onProgress = throttle<[number, number]>(PROGRESS_INTERVAL_MS, Date.now, ([n, total]) => log.info("verifying", { bytesRead: n, totalBytes: total }));
-      return verifyBackup(ctx.store, ctx.runtime, found.key, { maxBytes: c.maxBytes, identities, onProgress: (n, total) => onProgress([n, total]) });
+      const report = await verifyBackup(ctx.store, ctx.runtime, found.key, { maxBytes: c.maxBytes, identities, onProgress: (n, total) => onProgress([n, total]) });
+      log.info("backup verified", { bytes: report.bytes, sha256: report.sha256 });
+      return report;
     },
     async restore(request) {
       if (typeof request?.to !== "string" || request.to.trim() === "") throw new BackupError("BAD_REQUEST", "restore needs `to`: the database file to create or replace.", 400);
