@@ -326,8 +326,8 @@ type Marks = Record<string, { ms: number; rss?: number }>;
  * The tool's phases from the log messages of src/backup.ts (`marks`: ms since the backup()
  * call at which each message was first logged; `totalMs`: the whole call), if they are still
  * logged under these names. Two pipelines log different marks:
- * - streamed from a file: "image read and checked; uploading it" after a first read that hashes
- *   and checks it, then as below but uploaded straight to the key (no copy);
+ * - streamed from a file: "image read and hashed; uploading it" after a first read that hashes
+ *   it, then as below but uploaded straight to the key (no copy);
  * - streamed (CHECK=structure or none; "streaming the image" once the check is chosen and the
  *   source opened): the source is read, hashed, checked, compressed and uploaded to
  *   `{key}.partial` in one pass, which ends with "image checked" (the last part stored and the
@@ -346,11 +346,11 @@ function phases(m: Marks, totalMs: number): { steps?: string; memory: string } {
   const uploaded = m["uploaded"]?.ms;
   const verified = m["verified"]?.ms;
   const streaming = m["streaming the image"]?.ms;
-  const looked = m["image read and checked; uploading it"]?.ms;
+  const looked = m["image read and hashed; uploading it"]?.ms;
   if (streaming !== undefined) {
     if (checked === undefined || uploaded === undefined || verified === undefined || !(streaming <= checked && checked <= uploaded && uploaded <= verified)) return { memory };
-    // A file: read+check first, then read+gzip+upload straight to the key (no copy).
-    const first = looked !== undefined && looked <= streaming ? `read+check ${s(looked)} + open ${s(streaming - looked)} + read+gzip+upload ${s(checked - streaming)}` : `open ${s(streaming)} + read+check+gzip+upload ${s(checked - streaming)}`;
+    // A file: read+sha256 first, then read+check+gzip+upload straight to the key (no copy).
+    const first = looked !== undefined && looked <= streaming ? `read+sha256 ${s(looked)} + open ${s(streaming - looked)} + read+check+gzip+upload ${s(checked - streaming)}` : `open ${s(streaming)} + read+check+gzip+upload ${s(checked - streaming)}`;
     const copy = looked !== undefined && looked <= streaming ? "" : ` + copy .partial→key ${s(uploaded - checked)}`;
     return { steps: `${first}${copy} + verify ${s(verified - uploaded)} + prune ${s(totalMs - verified)}`, memory };
   }
@@ -953,7 +953,8 @@ try {
     checkRows.push(await checkPart(asked, db, dbBytes, new Map()));
   }
   if (runPeer && peerSizes.length) {
-    // Once, unmeasured: tsx compiles the CLI's modules into its cache, as any earlier run would have.
+    // Once, unmeasured: the build, then a first start (the OS caches the files, as any earlier run would have).
+    buildOnce();
     await timed(process.execPath, [...CLI, "--help"], { env: { PATH: process.env.PATH ?? "" } });
   }
   for (const asked of runPeer ? peerSizes : []) {

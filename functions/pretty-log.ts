@@ -23,7 +23,7 @@ const MiB = 1024 * 1024;
 
 /** Progress messages, by the phase they draw. */
 const PHASES: Record<string, string> = {
-  checking: "checking",
+  hashing: "hashing",
   streaming: "backing up",
   "reading source": "reading",
   uploading: "uploading",

@@ -93,7 +93,7 @@ describe("SKIP_UNCHANGED", () => {
     expect((await svc.backup()).unchanged).toBe(true);
   });
 
-  it("a streamed file (CHECK=structure) that is unchanged is hashed and checked first, and nothing is sent to the store but the comparison", async () => {
+  it("a streamed file (CHECK=structure) that is unchanged is hashed first, and nothing is sent to the store but the comparison", async () => {
     const path = join(dir, "streamed.db");
     const image = await writeDatabase(path, { rows: 100, targetBytes: 2 * 1024 * 1024 });
     // Every request the runs make passes through a proxy that records it.
