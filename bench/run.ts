@@ -821,9 +821,9 @@ How to read:
 - The tool is the whole CLI process as a user runs it: \`sqlite-edge-backup backup\` (the
   installed command: \`node dist/functions/bin.js backup\`, built by the bench first) with only BACKUP_SOURCE, S3_*,
   GZIP_LEVEL=1 and LOCK=off set (the script has no lock either), default CHECK, VERIFY and
-  MAX_COUNT: start-up (Node, loading the code, config), the backup (a file: read, sha256 and
-  check; then read, sha256, gzip on the thread pool and multipart upload straight to the key
-  with the sha256 in its metadata; HEAD verification, pruning) and exit. Its steps are from its own
+  MAX_COUNT: start-up (Node, loading the code, config), the backup (a file: read and sha256;
+  then read, sha256, structural check, gzip on the thread pool and multipart upload straight to
+  the key with the sha256 in its metadata; HEAD verification, pruning) and exit. Its steps are from its own
   JSON log lines: start-up is from spawning the process to "backup started".
 - Both store into the same S3 server (@20minutes/s3rver, in this process, on 127.0.0.1): it
   shares the 2 cores with the contestant, and its CPU is in brackets. Runs alternate (tool, peer,
