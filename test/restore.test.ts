@@ -91,7 +91,12 @@ describe("restoreBackup", () => {
     expect(await integrityCheck(restored)).toBe("ok");
     expect(await readdir(folder)).toEqual(["app.db"]);
     const msgs = logLines.map((l) => (JSON.parse(l) as { msg: string }).msg);
-    expect(msgs).toEqual(["restore started", "restore downloaded", "restore verified", "restored"]);
+    // Each step once, with download progress ("restoring", throttled to one line per 2 s) in between.
+    expect(msgs.filter((m) => m !== "restoring")).toEqual(["restore started", "restore downloaded", "restore verified", "restored"]);
+    const progress = logged("restoring");
+    expect(progress.length).toBeGreaterThanOrEqual(1);
+    expect(msgs.indexOf("restoring")).toBe(1);
+    for (const p of progress) expect(p).toMatchObject({ totalBytes: image.length });
     expect(logged("restore verified")[0]).toMatchObject({ check: "integrity_check", integrity: "ok", pageCount: image.length / 4096 });
     expect(logLines.join("\n")).not.toContain(s3.secretAccessKey);
   });
