@@ -10,7 +10,7 @@
  * A worker thread samples the child's /proc/<pid>/status every NODE_MEMORY_SAMPLE_MS (default
  * 25) ms, VmRSS and VmHWM (the kernel's own peak, so a spike between samples is not missed).
  *
- * Definitions (as the README's Node memory figures):
+ * Definitions (as the Node memory figures in docs/performance.md):
  * - peak = the child's VmHWM at its last sample (worker threads included);
  * - baseline = the peak of `list` with the same environment: a process that parsed the config,
  *   loaded the SDK, compiled sql.js and made an S3 request, and did nothing else;

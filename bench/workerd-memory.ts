@@ -568,7 +568,7 @@ Miniflare does not enforce the 128 MB isolate limit (128 MB = 122.07 MiB).
 
 ${summary}
 
-- *isolate peak*: the largest \`Runtime.getHeapUsage\` sample, JS heap in use + ArrayBuffer backing stores, garbage not yet collected included (V8 lets about 64 MiB of dead ArrayBuffers pile up before it collects them, whatever their size: README "Performance").
+- *isolate peak*: the largest \`Runtime.getHeapUsage\` sample, JS heap in use + ArrayBuffer backing stores, garbage not yet collected included (V8 lets about 64 MiB of dead ArrayBuffers pile up before it collects them, whatever their size: docs/performance.md).
 - *isolate retained*: the same after a full GC, at every progress line (every 2 s) and after the run; *retained growth*: its least-squares slope over the second half of the read (~0: memory does not grow with the database).
 - *sql.js WASM*: loaded at start-up, the same at every size; apart from the two columns before it.
 - *workerd RSS growth*: peak VmRSS during the request (50 ms samples) − VmRSS before it, the whole process; its slope as above.

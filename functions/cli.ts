@@ -71,7 +71,7 @@ ${NAME_HELP}
   <command> --help       that command's usage
   --version              print the version
 configuration comes from the environment (BACKUP_SOURCE, S3_ENDPOINT, S3_BUCKET,
-S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY, …) and --config FILE; see the README ("Configuration")`;
+S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY, …) and --config FILE; see docs/configuration.md`;
 
 const COMMANDS = ["backup", "list", "link", "verify", "restore", "serve"];
 

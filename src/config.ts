@@ -13,7 +13,7 @@ import { describeNotifyUrl, notifyUrlSecrets, type NotifyConfig } from "./notify
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
-/** Every variable of the contract (README "Configuration"); all are strings or unset. */
+/** Every variable of the contract (docs/configuration.md, generated from config-reference.ts); all are strings or unset. */
 export const CONFIG_VARIABLES = [
   "BACKUP_SOURCE", "BACKUP_SOURCE_HEADERS", "BACKUP_NAME", "BACKUP_SOURCES",
   "S3_ENDPOINT", "S3_REGION", "S3_BUCKET", "S3_PREFIX", "S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY", "S3_FORCE_PATH_STYLE",

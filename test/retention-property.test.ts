@@ -1,6 +1,6 @@
 /**
  * planRetention against random histories (fast-check, fixed seed): invariants, plus exact
- * agreement with a brute-force reference written from the README's rules rather than from
+ * agreement with a brute-force reference written from the rules in docs/retention.md rather than from
  * the implementation (buckets named by calendar strings and ISO week numbers, grouped and
  * sorted, instead of day numbers scanned newest first).
  */

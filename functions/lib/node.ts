@@ -1,7 +1,7 @@
 /**
  * The library API for Node programs (`import … from "sqlite-edge-backup"`): back up, list,
  * link, verify and restore with a settings object that has the environment's names and
- * values (README "Configuration"), validated exactly as the environment is: an invalid
+ * values (docs/configuration.md), validated exactly as the environment is: an invalid
  * value throws a BackupError (code CONFIG_INVALID) naming the setting and what it accepts.
  *
  * The command line (functions/cli.ts) is built on the same client. Heavy modules (the AWS

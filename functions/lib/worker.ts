@@ -1,7 +1,7 @@
 /**
  * Backups inside an existing Cloudflare Worker (`import … from "sqlite-edge-backup/worker"`).
  * The Worker's `env` carries the same variables as wrangler.toml [vars] and secrets of this
- * project's own Worker (BACKUP_SOURCE, S3_*, API_KEY, …; README "Configuration").
+ * project's own Worker (BACKUP_SOURCE, S3_*, API_KEY, …; docs/configuration.md).
  *
  *   backupHandlers(env)   the handler factory: { fetch(request, ctx), scheduled(controller, ctx), app() }
  *   backupApp             a Hono app to mount under a path: `app.route("/backup", backupApp)`
@@ -9,7 +9,7 @@
  *
  * One backup service per configuration and isolate: its single-flight guard and last-run
  * status live as long as the isolate. The bundler must alias `@aws-sdk/xml-builder` to its
- * CJS build (wrangler.toml [alias], README "Cloudflare Workers"), and bundle sql.js's .wasm
+ * CJS build (wrangler.toml [alias], docs/workers.md), and bundle sql.js's .wasm
  * as a compiled module (wrangler does by default).
  */
 import { Hono } from "hono";
@@ -59,7 +59,7 @@ export interface BackupHandlers {
 
 /**
  * MAX_BYTES's default on Workers follows the CPU limit, not memory (the backup streams): at
- * the measured CPU per MiB (README "Workers limits"), 4 GiB is what `[limits] cpu_ms = 300000`
+ * the measured CPU per MiB (docs/workers.md, "Limits"), 4 GiB is what `[limits] cpu_ms = 300000`
  * (5 minutes, the most a paid plan allows) covers.
  */
 const WORKERS_MAX_BYTES = 4 * 1024 ** 3;

@@ -7,7 +7,7 @@
  * A parent can come after its child in the file, so each page is summarised as it passes
  * (structure/page.ts, structure/store.ts) and the claims pages make on each other are
  * settled at the end (structure/settle.ts). Proved against SQLite itself on a differential
- * corpus (scripts/structure-corpus.ts); see the README's "Checks" section.
+ * corpus (scripts/structure-corpus.ts); see docs/checks.md.
  */
 import { isPtrmapPage, layoutOf, mix32, ptrmapPageOf, u16, u32, type Layout } from "./structure/format.js";
 import { kindOfType, parseBtreePage } from "./structure/page.js";
