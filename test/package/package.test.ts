@@ -107,12 +107,17 @@ afterAll(async () => {
 });
 
 describe("the packed package, installed in an empty project", () => {
-  it("holds dist/ and no sources, tests or dev tooling, and runs no install script", async () => {
+  it("holds dist/ and the docs and no sources, tests or dev tooling, and runs no install script", async () => {
     const installed = join(consumer, "node_modules", "sqlite-edge-backup");
     const manifest = JSON.parse(await readFile(join(installed, "package.json"), "utf8")) as { scripts?: Record<string, string>; private?: boolean };
     expect(manifest.private).toBeUndefined();
     for (const script of ["preinstall", "install", "postinstall"]) expect(manifest.scripts?.[script]).toBeUndefined();
-    expect((await readdir(installed)).sort()).toEqual(["README.md", "dist", "package.json"]);
+    expect((await readdir(installed)).sort()).toEqual(["README.md", "dist", "docs", "package.json"]);
+    // The README's links into docs/ work in the installed copy too (e.g. read with less or an editor).
+    const readme = await readFile(join(installed, "README.md"), "utf8");
+    const docLinks = [...new Set([...readme.matchAll(/\]\((docs\/[^)#\s]+)/g)].map((m) => m[1]!))];
+    expect(docLinks).toEqual(expect.arrayContaining(["docs/configuration.md", "docs/http-api.md"]));
+    for (const link of docLinks) expect(existsSync(join(installed, link)), link).toBe(true);
     expect(existsSync(join(installed, "dist/functions/lib/node.d.ts"))).toBe(true);
     expect(existsSync(join(installed, "dist/functions/lib/worker.d.ts"))).toBe(true);
     expect(existsSync(join(installed, "dist/functions/check-worker-thread.mjs"))).toBe(true);
