@@ -105,7 +105,7 @@ export function replaceRegion(text: string, begin: string, end: string, body: st
   const a = text.indexOf(begin);
   const b = text.indexOf(end);
   if (a < 0 || b < a) throw new Error(`README.md lacks the markers ${begin} … ${end}`);
-  return `${text.slice(0, a + begin.length)}\n${body}\n${text.slice(b)}`;
+  return `${text.slice(0, a + begin.length)}\n\n${body}\n\n${text.slice(b)}`;
 }
 
 // ---------------------------------------------------------------- HTTP API
