@@ -1,11 +1,12 @@
 import { configDefaults, defineConfig } from "vitest/config";
+import { LONG_SUITES } from "./vitest.suites";
 
-// `npm test`: every suite, against the in-process S3 server (see test/helpers/s3.ts).
+// `npm test`: the quick loop — every module's suites against the in-process S3 server (see
+// test/helpers/s3.ts); the slow suites listed in vitest.suites.ts run in `npm run test:long`.
 export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
-    // The long suite (a database past 1 GiB, ~1 min and ~2.3 GB of disk): `npm run test:long`.
-    exclude: [...configDefaults.exclude, "test/long/**"],
+    exclude: [...configDefaults.exclude, ...LONG_SUITES],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: "forks",

@@ -1,13 +1,13 @@
 import { defineConfig } from "vitest/config";
+import { LONG_SUITES } from "./vitest.suites";
 
-// `npm run test:long`: suites too slow or too large for every run (a database past 1 GiB, so
-// the lock-byte page is crossed; ~300 MiB round trips through the Worker in workerd). Real
-// SQLite files; the S3 server is the in-process one each file starts (test/helpers/s3.ts), or
-// S3_TEST_*. The Worker bundle is built once per run by the Workers suite's globalSetup (here
-// only: `npm test`'s config is unchanged).
+// `npm run test:long`: the suites too slow or too large for every run (vitest.suites.ts: soak,
+// fault matrix, processes, live writers, a database past 1 GiB so the lock-byte page is crossed,
+// ~300 MiB round trips through the Worker in workerd). Real SQLite files; the S3 server is the
+// in-process one each file starts (test/helpers/s3.ts), or S3_TEST_*.
 export default defineConfig({
   test: {
-    include: ["test/long/**/*.test.ts"],
+    include: [...LONG_SUITES],
     testTimeout: 600_000,
     hookTimeout: 600_000,
     pool: "forks",
