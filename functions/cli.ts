@@ -139,10 +139,9 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     process.stderr.write(`error: unknown command "${command}" (commands: ${COMMANDS.join(", ")}; --help for usage)\n`);
     return 2;
   }
-  if (command !== "restore" && (values.to !== undefined || values["if-missing"])) {
-    return usageError(`--to and --if-missing belong to restore, not ${command}`);
+  if (command !== "restore" && (values.to !== undefined || values["if-missing"] || (values.force && command !== "delete"))) {
+    return usageError(`--to, --force and --if-missing belong to restore (--force also to delete), not ${command}`);
   }
-  if (command !== "restore" && command !== "delete" && values.force) return usageError(`--force belongs to restore and delete, not ${command}`);
   if (command !== "delete" && values.yes) return usageError(`--yes belongs to delete, not ${command}`);
   if (command !== "info" && values.verify) return usageError(`--verify belongs to info, not ${command} (to prove a backup: verify)`);
   if ((command === "verify" || command === "restore" || command === "link" || command === "info") && rest.length > 1) {

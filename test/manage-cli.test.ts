@@ -117,6 +117,37 @@ describe("info", () => {
   });
 });
 
+describe("usage", () => {
+  it("wrong arguments exit 2 before anything is touched; --help names the commands", async () => {
+    const before = await s3.keys();
+    const runs = await Promise.all([
+      cli(["delete"], env),
+      cli(["delete", "a", "b", "--yes"], env),
+      cli(["info", "a", "b"], env),
+      cli(["list", "--yes"], env),
+      cli(["verify", "--verify"], env),
+      cli(["link", "--force"], env),
+      cli(["delete", made.file, "--to", "x", "--yes"], env),
+    ]);
+    const lines = runs.map((r) => [r.code, lastLine(r)]);
+    expect(lines).toEqual([
+      [2, expect.stringMatching(/^error: delete takes exactly one backup file name .*got 0/)],
+      [2, expect.stringMatching(/^error: delete takes exactly one backup file name .*got 2/)],
+      [2, expect.stringMatching(/^error: info takes one backup/)],
+      [2, expect.stringMatching(/^error: --yes belongs to delete, not list/)],
+      [2, expect.stringMatching(/^error: --verify belongs to info, not verify/)],
+      [2, expect.stringMatching(/^error: --to, --force and --if-missing belong to restore \(--force also to delete\), not link/)],
+      [2, expect.stringMatching(/^error: --to, --force and --if-missing belong to restore/)],
+    ]);
+    expect(await s3.keys()).toEqual(before);
+    const help = await cli(["--help"], {});
+    expect(help.stdout).toMatch(/^  info \[file\|latest\] \[--json\] \[--verify\]$/m);
+    expect(help.stdout).toMatch(/^  delete <file> \[--yes\] \[--force\]$/m);
+    const deleteHelp = await cli(["delete", "--help"], {});
+    expect(deleteHelp.stdout).toMatch(/^usage: sqlite-edge-backup delete <file> \[--yes\] \[--force\]/);
+  });
+});
+
 describe("delete", () => {
   /** Backups of app (older than the real one), a neighbour name that starts like it, and objects that are not backups. */
   let older: { key: string; file: string }[];
@@ -140,7 +171,7 @@ describe("delete", () => {
     expect(await s3.keys()).toEqual(before);
   }
 
-  it("refuses hostile names before any store call, and nothing in the bucket changes", async () => {
+  it("refuses hostile names, and nothing in the bucket changes", async () => {
     await expectUnchanged(["../../etc/passwd", "--yes"], 1, /^error \[INVALID_BACKUP_FILE\]: "\.\.\/\.\.\/etc\/passwd" is not a backup file name of "app"/);
     await expectUnchanged([neighbour.file, "--yes", "--force"], 1, /^error \[INVALID_BACKUP_FILE\]/);
     await expectUnchanged(["latest", "--yes", "--force"], 1, /^error \[INVALID_BACKUP_FILE\]: delete takes a backup's file name, not "latest"/);
