@@ -15,8 +15,7 @@
  *     `restore` would refuse it.
  *   - `now`: `verify` ran on it just now (the CLI's `info --verify`) and passed.
  */
-import { listBackups } from "./catalog.js";
-import { assertBackupFile } from "./catalog.js";
+import { assertBackupFile, listBackups } from "./catalog.js";
 import { BackupError } from "./errors.js";
 import { parseKey } from "./keys.js";
 import type { BackupStore } from "./store/store.js";
