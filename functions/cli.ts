@@ -14,11 +14,12 @@ import { redact } from "../src/log.js";
 import { VERSION } from "../src/version.js";
 import type { Manifest } from "../src/backup.js";
 import type { FleetRun } from "../src/fleet.js";
+import type { BackupInfo } from "../src/backup-info.js";
 
 export { ageIdentities } from "./age-identities.js";
 
 const NAME_HELP = `  --name NAME            with BACKUP_SOURCES: the database to act on (backup: only this one;
-                         list, link, verify and restore need it when there are several)`;
+                         the other commands need it when there are several)`;
 
 const COMMAND_HELP: Record<string, string> = {
   backup: `usage: sqlite-edge-backup backup [--name NAME]
@@ -42,6 +43,19 @@ ${NAME_HELP}`,
   --if-missing   keep an existing PATH and exit 0
   An encrypted .sqlite.gz.age backup needs AGE_IDENTITY or AGE_IDENTITY_FILE.
 ${NAME_HELP}`,
+  info: `usage: sqlite-edge-backup info [file|latest] [--json] [--verify] [--name NAME]
+  What the bucket knows about one backup (default: latest), without downloading it: key, when
+  it was made, sizes, sha256, page size and count, SQLite version, format and encryption,
+  whether it is the newest, and "verified" (at-backup: its metadata is this tool's and the run
+  that made it verified it before keeping it; no: the metadata is not this tool's). --verify
+  downloads and proves it now, as verify does ("verified": "now"); --json for machines.
+${NAME_HELP}`,
+  delete: `usage: sqlite-edge-backup delete <file> [--yes] [--force] [--name NAME]
+  Delete one backup of this name (the file name as list shows it). Asks for confirmation when
+  stdin is a terminal; elsewhere it refuses unless --yes is given.
+  --yes          do not ask
+  --force        allow deleting the newest backup (refused otherwise, NEWEST_BACKUP)
+${NAME_HELP}`,
   serve: `usage: sqlite-edge-backup serve
   Run the HTTP API on HOST:PORT (default 127.0.0.1:8787) and back up on SCHEDULE (UTC cron)
   until SIGINT/SIGTERM.`,
@@ -60,6 +74,12 @@ const USAGE = `usage: sqlite-edge-backup <command> [options]     (in a clone: np
                          restore atomically to PATH (temp file, verified, renamed over PATH);
                          --force replaces an existing PATH, --if-missing keeps it and exits 0
   (verify and restore of an encrypted .sqlite.gz.age backup need AGE_IDENTITY or AGE_IDENTITY_FILE)
+  info [file|latest] [--json] [--verify]
+                         what the bucket knows about one backup (default: latest): key, time,
+                         sizes, sha256, pages, SQLite version, encryption, verification
+  delete <file> [--yes] [--force]
+                         delete one backup (asks at a terminal; --yes elsewhere); the newest
+                         only with --force
   serve                  run the HTTP API on HOST:PORT and back up on SCHEDULE
 ${NAME_HELP}
   --log-format json|pretty
@@ -73,7 +93,7 @@ ${NAME_HELP}
 configuration comes from the environment (BACKUP_SOURCE, S3_ENDPOINT, S3_BUCKET,
 S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY, …) and --config FILE; see docs/configuration.md`;
 
-const COMMANDS = ["backup", "list", "link", "verify", "restore", "serve"];
+const COMMANDS = ["backup", "list", "link", "verify", "restore", "info", "delete", "serve"];
 
 function usageError(message: string): number {
   process.stderr.write(`error: ${message} (--help for usage)\n`);
@@ -93,6 +113,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       version: { type: "boolean", short: "v", default: false },
       to: { type: "string" },
       force: { type: "boolean", default: false },
+      yes: { type: "boolean", short: "y", default: false },
+      verify: { type: "boolean", default: false },
       "if-missing": { type: "boolean", default: false },
       name: { type: "string" },
       config: { type: "string" },
@@ -117,11 +139,18 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     process.stderr.write(`error: unknown command "${command}" (commands: ${COMMANDS.join(", ")}; --help for usage)\n`);
     return 2;
   }
-  if (command !== "restore" && (values.to !== undefined || values.force || values["if-missing"])) {
-    return usageError(`--to, --force and --if-missing belong to restore, not ${command}`);
+  if (command !== "restore" && (values.to !== undefined || values["if-missing"] || (values.force && command !== "delete"))) {
+    return usageError(`--to, --force and --if-missing belong to restore (--force also to delete), not ${command}`);
   }
-  if ((command === "verify" || command === "restore" || command === "link") && rest.length > 1) {
+  if (command !== "delete" && values.yes) return usageError(`--yes belongs to delete, not ${command}`);
+  if (command !== "info" && values.verify) return usageError(`--verify belongs to info, not ${command} (to prove a backup: verify)`);
+  if ((command === "verify" || command === "restore" || command === "link" || command === "info") && rest.length > 1) {
     return usageError(`${command} takes one backup (a file name or "latest"), got ${rest.length}`);
+  }
+  if (command === "delete") {
+    if (rest.length !== 1) return usageError(`delete takes exactly one backup file name (as list shows it), got ${rest.length}`);
+    // Nobody can answer a question on a pipe: say so before touching anything.
+    if (!values.yes && !process.stdin.isTTY) return usageError("delete asks for confirmation, and stdin is not a terminal: pass --yes to delete without asking");
   }
   if (command === "restore") {
     if (values.to === undefined || values.to.trim() === "") return usageError("restore needs --to PATH (the database file to create or replace)");
@@ -200,6 +229,28 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
         }
         return 0;
       }
+      case "info": {
+        const info = await client.info(rest[0] ?? "latest", { name, verify: values.verify });
+        process.stdout.write(values.json ? `${JSON.stringify(info, null, 2)}\n` : describeInfo(info));
+        return 0;
+      }
+      case "delete": {
+        const file = rest[0]!;
+        if (!values.yes) {
+          // Look first (validates the name, 404 before asking); the newest without --force is refused by the delete itself.
+          const info = await client.info(file, { name });
+          if (!info.newest || values.force) {
+            const what = `${info.key} (${info.storedBytes} bytes, made ${info.createdAt}${info.newest ? "; the NEWEST backup" : ""})`;
+            if (!(await confirm(`delete ${what}? [y/N] `))) {
+              process.stderr.write("not confirmed; nothing deleted\n");
+              return 1;
+            }
+          }
+        }
+        const deleted = await client.deleteBackup(file, { name, force: values.force });
+        process.stdout.write(values.json ? `${JSON.stringify(deleted, null, 2)}\n` : `deleted ${deleted.key} (${deleted.remaining} backup${deleted.remaining === 1 ? "" : "s"} of "${deleted.name}" left)\n`);
+        return 0;
+      }
       default:
         return 2;
     }
@@ -218,6 +269,45 @@ async function backupAll(running: Promise<FleetRun<Manifest>[]>): Promise<number
   const shown = runs.map((r) => (r.ok ? { name: r.name, ok: true, manifest: r.result } : { name: r.name, ok: false, error: { code: r.error.code, message: r.error.message } }));
   process.stdout.write(`${JSON.stringify({ runs: shown }, null, 2)}\n`);
   return runs.some((r) => !r.ok) ? 1 : runs.some((r) => r.ok && r.result.pruneError) ? 3 : 0;
+}
+
+/** `info` for a person: one fact per line. */
+function describeInfo(i: BackupInfo): string {
+  const unknown = "(not in its metadata)";
+  const rows: [string, string][] = [
+    ["key", i.key],
+    ["made", `${i.createdAt} (run started); stored ${i.lastModified}`],
+    ["newest", i.newest ? "yes" : "no"],
+    ["stored", `${i.storedBytes} bytes${i.contentType ? ` (${i.contentType})` : ""}`],
+    ["image", i.bytes === null ? unknown : `${i.bytes} bytes`],
+    ["sha256", i.sha256 ?? unknown],
+    ["pages", i.pageCount === null || i.pageSize === null ? unknown : `${i.pageCount} of ${i.pageSize} bytes`],
+    ["sqlite", i.sqliteVersion ?? unknown],
+    ["format", `${i.format ?? unknown}${i.encrypted ? ", age-encrypted" : ", not encrypted"}`],
+    [
+      "verified",
+      i.verified === "now"
+        ? `now: sha256 and size match, ${i.verification?.check === "structure" ? "structural check" : "integrity_check"} ok`
+        : i.verified === "at-backup"
+          ? "when it was made (its run keeps only uploads that pass VERIFY; not recorded which level); `info --verify` proves it now"
+          : `no: ${i.problems?.join("; ") ?? "its metadata is not this tool's"}`,
+    ],
+  ];
+  return rows.map(([k, v]) => `${k.padEnd(9)}${v}\n`).join("");
+}
+
+/** One line from a person at the terminal; yes only for "y" or "yes". */
+async function confirm(question: string): Promise<boolean> {
+  const { createInterface } = await import("node:readline/promises");
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    // End of input (Ctrl-D) is a no, not a hang.
+    const closed = new Promise<string>((resolve) => rl.once("close", () => resolve("")));
+    const answer = await Promise.race([rl.question(question), closed]);
+    return /^\s*y(es)?\s*$/i.test(answer);
+  } finally {
+    rl.close();
+  }
 }
 
 export function describeError(err: unknown): string {

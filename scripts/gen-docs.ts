@@ -173,7 +173,7 @@ curl -sL -H "Authorization: Bearer $API_KEY" 'http://127.0.0.1:8787/backups/late
 
 \`POST /backups\` answers when the backup is finished (verified and pruned), so a client sees the real outcome. One backup of a name runs at a time, in this instance and across instances ([several instances](operations.md#several-instances-schedules-and-restarts)); the others get \`409 BACKUP_RUNNING\` naming the holder. \`{file}\` must be one of this name's backup file names: \`400 INVALID_BACKUP_FILE\` otherwise, checked before any store call.
 
-**Several databases** (\`BACKUP_SOURCES\`): \`POST /backups\`, \`GET /backups\`, the link routes and \`GET /status\` take \`?name=\`. Without it they answer \`400 NAME_REQUIRED\`, listing the names, except \`GET /status\`, which returns \`{"databases":[…]}\`; an unknown name gets \`404 UNKNOWN_NAME\` ([several databases](sources.md#several-databases)).
+**Several databases** (\`BACKUP_SOURCES\`): \`POST /backups\`, \`GET /backups\`, the link routes, \`DELETE /backups/{file}\` and \`GET /status\` take \`?name=\`. Without it they answer \`400 NAME_REQUIRED\`, listing the names, except \`GET /status\`, which returns \`{"databases":[…]}\`; an unknown name gets \`404 UNKNOWN_NAME\` ([several databases](sources.md#several-databases)).
 
 ## CORS
 

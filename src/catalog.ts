@@ -33,6 +33,26 @@ export async function listBackups(store: BackupStore, where: Where): Promise<Bac
   return newestFirst(ours);
 }
 
+/** Longer than any valid file name (63-character name + 44 with .age); checked before the pattern. */
+export const MAX_FILE_LENGTH = 128;
+
+/**
+ * Throws INVALID_BACKUP_FILE (400) unless `file` is exactly one of `name`'s backup file names:
+ * one path segment, this name's pattern, a real date. What every route and command that
+ * names a backup checks before any store call, so that no request can reach another key.
+ */
+export function assertBackupFile(name: string, file: string): void {
+  if (file.length > MAX_FILE_LENGTH || !parseFile(name, file)) {
+    // Echo a valid-looking input only: a hostile one (control characters, a path) is not repeated.
+    const shown = /^[\x20-\x7e]{1,128}$/.test(file) ? JSON.stringify(file) : "the given name";
+    throw new BackupError(
+      "INVALID_BACKUP_FILE",
+      `${shown} is not a backup file name of "${name}" (expected ${name}-YYYY-MM-DDTHH-MM-SS-mmmZ-xxxxxx.sqlite.gz, or .sqlite.gz.age for an encrypted backup, or "latest").`,
+      400,
+    );
+  }
+}
+
 /** `latest` or a backup file name → the key; throws INVALID_BACKUP_FILE (400) or BACKUP_NOT_FOUND (404). */
 export async function resolveBackup(store: BackupStore, where: Where, which: string): Promise<{ key: string; file: string; size: number }> {
   if (which === "latest") {
@@ -40,13 +60,7 @@ export async function resolveBackup(store: BackupStore, where: Where, which: str
     if (!newest) throw new BackupError("BACKUP_NOT_FOUND", `there are no backups of "${where.name}" in ${store.description} yet.`, 404);
     return newest;
   }
-  if (!parseFile(where.name, which)) {
-    throw new BackupError(
-      "INVALID_BACKUP_FILE",
-      `${JSON.stringify(which.slice(0, 200))} is not a backup file name of "${where.name}" (expected ${where.name}-YYYY-MM-DDTHH-MM-SS-mmmZ-xxxxxx.sqlite.gz, or .sqlite.gz.age for an encrypted backup, or "latest").`,
-      400,
-    );
-  }
+  assertBackupFile(where.name, which);
   const key = `${backupFolder(where.s3.prefix, where.name)}${which}`;
   const head = await store.head(key);
   if (!head) throw new BackupError("BACKUP_NOT_FOUND", `backup ${which} does not exist in ${store.description}.`, 404);

@@ -18,6 +18,8 @@ export interface RunMetrics {
   skipped(name: string): void;
   /** A success older than this process (the newest stored backup); ignored once a run succeeded here. */
   seedLastSuccess(name: string, at: Date): void;
+  /** A backup deleted on request (DELETE /backups/{file}); retention's prunes are not counted. */
+  deleted(name: string): void;
   render(): string;
 }
 
@@ -25,6 +27,7 @@ interface State {
   success: number;
   failure: number;
   skipped: number;
+  deleted: number;
   running: boolean;
   lastRun?: number;
   lastSuccess?: number;
@@ -59,6 +62,12 @@ const FAMILIES: Family[] = [
   { name: "sqlite_backup_last_bytes", type: "gauge", help: "Uncompressed image size of the last successful backup.", samples: (s) => [[{}, s.lastBytes]] },
   { name: "sqlite_backup_last_compressed_bytes", type: "gauge", help: "Stored (gzip) size of the last successful backup.", samples: (s) => [[{}, s.lastGzipBytes]] },
   { name: "sqlite_backup_running", type: "gauge", help: "1 while a backup runs in this process or isolate, else 0.", samples: (s) => [[{}, s.running ? 1 : 0]] },
+  {
+    name: "sqlite_backup_deleted_total",
+    type: "counter",
+    help: "Backups deleted on request (DELETE /backups/{file}) by this process or isolate; retention's prunes are not counted.",
+    samples: (s) => [[{}, s.deleted]],
+  },
 ];
 
 /** `names`: backup names to report (with zero counts) before their first run. */
@@ -66,7 +75,7 @@ export function createRunMetrics(names: readonly string[] = []): RunMetrics {
   const states = new Map<string, State>();
   const state = (name: string): State => {
     let s = states.get(name);
-    if (!s) states.set(name, (s = { success: 0, failure: 0, skipped: 0, running: false, succeededHere: false }));
+    if (!s) states.set(name, (s = { success: 0, failure: 0, skipped: 0, deleted: 0, running: false, succeededHere: false }));
     return s;
   };
   for (const n of names) state(n);
@@ -99,6 +108,9 @@ export function createRunMetrics(names: readonly string[] = []): RunMetrics {
     seedLastSuccess(name, at) {
       const s = state(name);
       if (!s.succeededHere) s.lastSuccess = at.getTime() / 1000;
+    },
+    deleted(name) {
+      state(name).deleted++;
     },
     render() {
       const lines: string[] = [];

@@ -3,7 +3,9 @@
  * in this instance by a flag, across instances by the lease of src/lock.ts.
  */
 import { createBackupRunner, type BackupDeps, type Manifest } from "./backup.js";
+import { describeBackup, type BackupInfo } from "./backup-info.js";
 import { createLink, listBackups, type BackupEntry, type Link } from "./catalog.js";
+import { deleteBackup, type DeletedBackup, type DeleteOptions } from "./delete-backup.js";
 import type { Config } from "./config.js";
 import { asBackupError, BackupError } from "./errors.js";
 import { parseKey } from "./keys.js";
@@ -43,6 +45,10 @@ export interface BackupService {
   scheduled(scheduledAt: Date): Promise<ScheduledResult>;
   list(): Promise<BackupEntry[]>;
   link(which: string): Promise<Link>;
+  /** What the bucket knows about one backup ("latest" or a file name), from its listing and HEAD. */
+  info(which: string): Promise<BackupInfo>;
+  /** Delete one backup by file name (the newest only with `force`); logged and counted in metrics. */
+  deleteBackup(file: string, options?: DeleteOptions): Promise<DeletedBackup>;
   status(): Status;
   /** Run counts and last-run gauges for GET /metrics. */
   readonly metrics: RunMetrics;
@@ -62,6 +68,13 @@ export interface ServiceOptions {
 }
 
 type ServiceConfig = BackupDeps["config"] & Pick<Config, "linkTtlSeconds" | "lock">;
+
+/** No lease for a delete: see src/delete-backup.ts for why a concurrent run does not matter. */
+async function deleteAndCount(deps: Pick<BackupDeps, "store" | "runtime"> & { config: ServiceConfig }, metrics: RunMetrics, file: string, options: DeleteOptions): Promise<DeletedBackup> {
+  const deleted = await deleteBackup(deps.store, deps.config, file, options, deps.runtime.logger);
+  metrics.deleted(deps.config.name);
+  return deleted;
+}
 
 export function createBackupService(deps: BackupDeps & { config: ServiceConfig }, options: ServiceOptions = {}): BackupService {
   const runner = createBackupRunner(deps);
@@ -150,6 +163,8 @@ export function createBackupService(deps: BackupDeps & { config: ServiceConfig }
       }),
     list: () => listBackups(store, config),
     link: (which) => createLink(store, config, which, runtime.now()),
+    info: (which) => describeBackup(store, config, which),
+    deleteBackup: (file, opts = {}) => deleteAndCount(deps, metrics, file, opts),
     status: () => ({
       name: config.name,
       running: runningSince !== undefined,

@@ -23,6 +23,7 @@ const FAMILIES = {
   sqlite_backup_last_bytes: "gauge",
   sqlite_backup_last_compressed_bytes: "gauge",
   sqlite_backup_running: "gauge",
+  sqlite_backup_deleted_total: "counter",
 } as const;
 
 // ------------------------------------------------------------------------ strict reading

@@ -11,6 +11,8 @@ import { BackupError } from "../../src/errors.js";
 import type { Config, ConfigVariable, Env } from "../../src/config.js";
 import type { Manifest } from "../../src/backup.js";
 import type { BackupEntry, Link } from "../../src/catalog.js";
+import type { BackupInfo } from "../../src/backup-info.js";
+import type { DeletedBackup } from "../../src/delete-backup.js";
 import type { FleetRun } from "../../src/fleet.js";
 import { PROGRESS_INTERVAL_MS, throttle, type Logger } from "../../src/log.js";
 import type { RestoreResult } from "../../src/restore.js";
@@ -22,6 +24,8 @@ export { VERSION } from "../../src/version.js";
 export type { Config, ConfigVariable } from "../../src/config.js";
 export type { Manifest } from "../../src/backup.js";
 export type { BackupEntry, Link } from "../../src/catalog.js";
+export type { BackupInfo, Verified } from "../../src/backup-info.js";
+export type { DeletedBackup } from "../../src/delete-backup.js";
 export type { FleetRun } from "../../src/fleet.js";
 export type { Fields, Level, Logger } from "../../src/log.js";
 export type { RestoreResult } from "../../src/restore.js";
@@ -59,6 +63,16 @@ export interface RestoreRequest extends NameOption {
   ifMissing?: boolean;
 }
 
+export interface InfoOptions extends NameOption {
+  /** Also download and prove the backup now (as `verify`): then `verified` is "now". */
+  verify?: boolean;
+}
+
+export interface DeleteBackupOptions extends NameOption {
+  /** Allow deleting the newest backup (otherwise NEWEST_BACKUP, 409). */
+  force?: boolean;
+}
+
 export interface BackupClient {
   /** The validated configuration (secrets included: do not log it). */
   readonly config: Config;
@@ -76,6 +90,10 @@ export interface BackupClient {
   verify(which?: string, options?: NameOption): Promise<VerifyReport>;
   /** Restore atomically to a file (temp file, proved, renamed over it), as the CLI's `restore`. */
   restore(request: RestoreRequest): Promise<RestoreResult>;
+  /** Everything the bucket knows about "latest" (the default) or a backup file, without downloading it (unless `verify`). */
+  info(which?: string, options?: InfoOptions): Promise<BackupInfo>;
+  /** Delete one backup by file name; the newest only with `force`. Throws INVALID_BACKUP_FILE, BACKUP_NOT_FOUND, NEWEST_BACKUP. */
+  deleteBackup(file: string, options?: DeleteBackupOptions): Promise<DeletedBackup>;
   /** Wait for alerts still being delivered (NOTIFY_URL) and release the S3 connections. */
   close(): Promise<void>;
 }
@@ -152,7 +170,7 @@ export async function openBackupClient(env: Env, options: ClientOptions & CliLog
     return configFor(config, config.databases.find((d) => d.name === picked)!);
   };
 
-  return {
+  const client: BackupClient = {
     config,
     databaseConfig: configOf,
     async backup(opts = {}) {
@@ -212,6 +230,17 @@ export async function openBackupClient(env: Env, options: ClientOptions & CliLog
         { which: request.which ?? "latest", target: resolve(request.to), force: request.force ?? false, ifMissing: request.ifMissing ?? false },
       );
     },
+    async info(which = "latest", opts = {}) {
+      const [{ describeBackup, withVerification }, c, s] = await Promise.all([import("../../src/backup-info.js"), configOf(opts.name), store()]);
+      const info = await describeBackup(s, c, which);
+      // The same object, by its file name: a backup made meanwhile does not change what is verified.
+      return opts.verify ? withVerification(info, await client.verify(info.file, opts)) : info;
+    },
+    async deleteBackup(file, opts = {}) {
+      if (typeof file !== "string") throw new BackupError("BAD_REQUEST", "deleteBackup needs the backup's file name (a string, as `list` shows it).", 400);
+      const [{ deleteBackup }, c, s, log] = await Promise.all([import("../../src/delete-backup.js"), configOf(opts.name), store(), logger()]);
+      return deleteBackup(s, c, file, { force: opts.force === true }, log);
+    },
     async close() {
       const ctx = await context?.catch(() => undefined);
       await ctx?.notifier?.idle();
@@ -219,6 +248,7 @@ export async function openBackupClient(env: Env, options: ClientOptions & CliLog
       (await lightStore?.catch(() => undefined))?.client.destroy();
     },
   };
+  return client;
 }
 
 /** One operation with its own client, closed afterwards. */
@@ -254,4 +284,14 @@ export function verify(settings: BackupSettings, which = "latest", options: Clie
 /** Restore `request.which` ("latest" by default) to `request.to`, atomically. */
 export function restore(settings: BackupSettings, request: RestoreRequest, options: ClientOptions = {}): Promise<RestoreResult> {
   return once(settings, options, (c) => c.restore(request));
+}
+
+/** Everything the bucket knows about `which` ("latest" by default); with `verify`, proved now as well. */
+export function info(settings: BackupSettings, which = "latest", options: ClientOptions & InfoOptions = {}): Promise<BackupInfo> {
+  return once(settings, options, (c) => c.info(which, options));
+}
+
+/** Delete the backup `file` (the newest only with `force`). */
+export function deleteBackup(settings: BackupSettings, file: string, options: ClientOptions & DeleteBackupOptions = {}): Promise<DeletedBackup> {
+  return once(settings, options, (c) => c.deleteBackup(file, options));
 }

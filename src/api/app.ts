@@ -8,6 +8,7 @@
  *   GET  /backups                 200 {"backups":[…]} newest first
  *   GET  /backups/latest/link     200 {url,key,expiresAt,size} | 302 with ?redirect=1
  *   GET  /backups/{file}/link     same; 400 INVALID_BACKUP_FILE, 404 BACKUP_NOT_FOUND
+ *   DELETE /backups/{file}        200 what was deleted; 404, 409 NEWEST_BACKUP without ?force=1
  *   GET  /status                  200 status
  *   GET  /metrics                 200 Prometheus text format 0.0.4
  *   GET  /openapi.json            the OpenAPI 3 document of these routes   (no auth)
@@ -28,6 +29,7 @@ import { createErrorHandler, HttpError, notFoundHandler, validationHook } from "
 import { responseHeaders } from "./headers.js";
 import {
   createBackupRoute,
+  deleteBackupRoute,
   fileLinkRoute,
   healthRoute,
   latestLinkRoute,
@@ -103,6 +105,21 @@ export function createApp(deps: ApiDeps): OpenAPIHono {
     throw invalidFile(pick(c).name);
   });
 
+  app.openapi({ ...deleteBackupRoute, middleware: auth }, async (c) => {
+    const { file } = c.req.valid("param");
+    const { force } = c.req.valid("query");
+    const service = pick(c);
+    // "latest" is refused: a delete names the backup it means.
+    if (file === "latest") throw invalidFile(service.name, false);
+    assertBackupFile(service.name, file, false);
+    return c.json(await service.deleteBackup(file, { force: force === "1" || force === "true" }), 200);
+  });
+
+  // As for links: several path segments are an invalid file name, not an unknown route.
+  app.delete("/backups/:file{.+}", auth, (c) => {
+    throw invalidFile(pick(c).name, false);
+  });
+
   app.openapi({ ...statusRoute, middleware: auth }, (c) =>
     services.length > 1 && !c.req.query("name") ? c.json({ databases: services.map((s) => s.status()) }, 200) : c.json(pick(c).status(), 200),
   );
@@ -138,17 +155,17 @@ export function createApp(deps: ApiDeps): OpenAPIHono {
   return app;
 }
 
-function invalidFile(name: string): HttpError {
+function invalidFile(name: string, latest = true): HttpError {
   return new HttpError(
     400,
     "INVALID_BACKUP_FILE",
-    `the {file} path parameter is not a backup file name of "${name}": expected ${name}-YYYY-MM-DDTHH-MM-SS-mmmZ-xxxxxx.sqlite.gz or .sqlite.gz.age (the key's last segment, as listed by GET /backups) or "latest".`,
+    `the {file} path parameter is not a backup file name of "${name}": expected ${name}-YYYY-MM-DDTHH-MM-SS-mmmZ-xxxxxx.sqlite.gz or .sqlite.gz.age (the key's last segment, as listed by GET /backups)${latest ? ' or "latest"' : ""}.`,
   );
 }
 
 /** Validation before any store call: exactly this name's key pattern, one path segment. */
-function assertBackupFile(name: string, file: string): void {
-  if (file.length > MAX_FILE_LENGTH || !parseFile(name, file)) throw invalidFile(name);
+function assertBackupFile(name: string, file: string, latest = true): void {
+  if (file.length > MAX_FILE_LENGTH || !parseFile(name, file)) throw invalidFile(name, latest);
 }
 
 /** Waited for at most this long by the first scrape; the seed still lands if the listing is slower. */

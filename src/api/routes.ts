@@ -63,6 +63,18 @@ export const BackupEntrySchema = z
 
 export const BackupListSchema = z.object({ backups: z.array(BackupEntrySchema) }).openapi("BackupList");
 
+export const DeletedSchema = z
+  .object({
+    key: z.string().openapi({ example: "backups/app/app-2026-11-23T10-42-36-123Z-9f3a1c.sqlite.gz" }),
+    file: z.string(),
+    name: z.string(),
+    size: z.number().int().openapi({ description: "Size of the object that was deleted." }),
+    lastModified: z.string(),
+    wasNewest: z.boolean().openapi({ description: "It was the newest backup of its name (deleted with ?force=1)." }),
+    remaining: z.number().int().openapi({ description: "Backups of this name left in the bucket." }),
+  })
+  .openapi("DeletedBackup");
+
 export const LinkSchema = z
   .object({
     url: z.string().openapi({ description: "Presigned GET URL of the backup object." }),
@@ -138,6 +150,13 @@ const LinkQuery = NameQuery.extend({
     .enum(["0", "1", "true", "false"])
     .optional()
     .openapi({ param: { name: "redirect", in: "query", description: "1 or true: answer 302 with Location = the signed URL." }, example: "1" }),
+});
+
+const DeleteQuery = NameQuery.extend({
+  force: z
+    .enum(["0", "1", "true", "false"])
+    .optional()
+    .openapi({ param: { name: "force", in: "query", description: "1 or true: allow deleting the newest backup (otherwise 409 NEWEST_BACKUP)." }, example: "1" }),
 });
 
 // --------------------------------------------------------------------------------- responses
@@ -240,6 +259,25 @@ export const fileLinkRoute = createRoute({
   security: PROTECTED,
   request: { params: FileParams, query: LinkQuery },
   responses: linkResponses,
+});
+
+export const deleteBackupRoute = createRoute({
+  method: "delete",
+  path: "/backups/{file}",
+  tags: ["backups"],
+  summary: "Delete one backup of this name.",
+  description:
+    "Removes exactly the object of this file name under this name's folder; nothing else in the bucket is touched. {file} is validated as for links, before any store call (\"latest\" is refused: name the backup). The newest backup needs ?force=1, so that a mistake cannot leave a database with no backup. Logged, and counted in sqlite_backup_deleted_total.",
+  security: PROTECTED,
+  request: { params: FileParams, query: DeleteQuery },
+  responses: {
+    200: { description: "The backup that was deleted.", content: { "application/json": { schema: DeletedSchema } } },
+    400: error("Invalid parameter (INVALID_BACKUP_FILE, NAME_REQUIRED, BAD_REQUEST)."),
+    404: error("No such backup or database (BACKUP_NOT_FOUND, UNKNOWN_NAME)."),
+    409: error("It is the newest backup and ?force=1 was not given (NEWEST_BACKUP)."),
+    ...AUTH_ERRORS,
+    502: error("The store failed or could not be reached."),
+  },
 });
 
 export const statusRoute = createRoute({

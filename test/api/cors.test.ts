@@ -18,6 +18,8 @@ beforeAll(async () => {
 });
 afterAll(() => h.close());
 
+const VALID_FILE_OF_LISTED = "cors-listed-2026-01-02T03-04-05-678Z-abcdef.sqlite.gz";
+
 const preflight = (origin: string, method = "GET") => ({
   method: "OPTIONS",
   headers: { Origin: origin, "Access-Control-Request-Method": method, "Access-Control-Request-Headers": "authorization" },
@@ -40,6 +42,12 @@ describe("CORS", () => {
     expect(pre.res.headers.get("access-control-allow-methods")).toContain("POST");
     expect((pre.res.headers.get("access-control-allow-headers") ?? "").toLowerCase()).toContain("authorization");
     expect(pre.res.headers.get("access-control-allow-credentials")).toBeNull();
+    // DELETE /backups/{file} from an admin page: allowed by the preflight, still needs the key.
+    const preDelete = await h.call(listed.app, `/backups/${VALID_FILE_OF_LISTED}`, preflight("https://admin.example.com", "DELETE"));
+    expect(preDelete.status).toBe(204);
+    expect(preDelete.res.headers.get("access-control-allow-methods")).toContain("DELETE");
+    const deleteNoKey = await h.call(listed.app, `/backups/${VALID_FILE_OF_LISTED}`, { method: "DELETE", headers: { Origin: "https://admin.example.com" } });
+    expect(deleteNoKey.status).toBe(401);
 
     const noKey = await h.call(listed.app, "/status", { headers: { Origin: "http://127.0.0.1:5173" } });
     expect(noKey.status).toBe(401);

@@ -21,7 +21,7 @@ beforeAll(async () => {
 });
 afterAll(() => h.close());
 
-const PROTECTED = new Set(["post /backups", "get /backups", "get /backups/latest/link", "get /backups/{file}/link", "get /status", "get /metrics"]);
+const PROTECTED = new Set(["post /backups", "get /backups", "delete /backups/{file}", "get /backups/latest/link", "get /backups/{file}/link", "get /status", "get /metrics"]);
 const PUBLIC = new Set(["get /health", "get /openapi.json"]);
 
 describe("GET /openapi.json", () => {
