@@ -49,7 +49,7 @@ export const PAGE_JS = String.raw`"use strict";
   }
   function duration(ms) {
     if (ms === undefined || ms === null) return "–";
-    if (ms < 1000) return ms + " ms";
+    if (ms < 1000) return Math.round(ms) + " ms";
     if (ms < 60000) return (ms / 1000).toFixed(1) + " s";
     return Math.floor(ms / 60000) + " min " + Math.round((ms % 60000) / 1000) + " s";
   }

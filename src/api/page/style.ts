@@ -69,6 +69,8 @@ td.num { text-align: right; white-space: nowrap; }
   tr { border: 1px solid var(--line); border-radius: 8px; margin-bottom: .6rem; padding: .35rem .5rem; }
   td { border: 0; padding: .15rem 0; text-align: left; }
   td.num { text-align: left; }
+  /* The charts shrink to half their drawn width: keep their labels readable. */
+  svg.chart text { font-size: 20px; }
   td[data-label]::before { content: attr(data-label) ": "; color: var(--muted); }
 }
 `;
