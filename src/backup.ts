@@ -18,6 +18,7 @@ import { sqliteVersionOf } from "./sqlite/check.js";
 import { keptChanging, retryDelayMs } from "./sources/file.js";
 import { SourceChanged, type Source, type SourceImage, type SourceStream } from "./sources/source.js";
 import type { BackupStore } from "./store/store.js";
+import type { RunProgress } from "./runs.js";
 import { BACKUP_FORMAT, ENCRYPTED_BACKUP_FORMAT, verifyContent, verifyHead, type Expected } from "./verify.js";
 
 export interface Manifest {
@@ -54,6 +55,11 @@ export interface Manifest {
 export interface RunOptions {
   /** False once the cross-instance lease was lost mid-run: then nothing is pruned. */
   leaseHeld?: () => boolean;
+  /**
+   * The run's phase and bytes, as they change (per chunk: keep it cheap). For the status
+   * page; the log lines say the same every PROGRESS_INTERVAL_MS.
+   */
+  onProgress?: (progress: RunProgress) => void;
 }
 
 export interface BackupDeps {
@@ -151,6 +157,7 @@ async function inMemoryBackup(deps: BackupDeps, target: BackupKey, options: RunO
   const { config, runtime, store, source } = deps;
   const elapsed = () => runtime.now().getTime() - started.getTime();
   const clock = () => runtime.now().getTime();
+  const progress = options.onProgress ?? (() => undefined);
   {
     const reportRead = throttle<[number, number | undefined]>(PROGRESS_INTERVAL_MS, clock, ([read, total]) =>
       log.info("reading source", { bytesRead: read, totalBytes: total }),
@@ -158,7 +165,10 @@ async function inMemoryBackup(deps: BackupDeps, target: BackupKey, options: RunO
     const image = opened ?? await source.read({
       // SQLite's own checks hold the image in one buffer.
       maxBytes: Math.min(config.maxBytes, IN_MEMORY_MAX_BYTES),
-      onProgress: (read, total) => reportRead([read, total], read === total),
+      onProgress: (read, total) => {
+        progress({ phase: "reading", bytesDone: read, ...(total !== undefined ? { bytesTotal: total } : {}) });
+        reportRead([read, total], read === total);
+      },
       onRetry: ({ attempt, attempts, reason, delayMs }) => log.warn("source changed during the read; reading again", { attempt, attempts, reason, delayMs }),
     });
     if (image.wal) {
@@ -167,6 +177,7 @@ async function inMemoryBackup(deps: BackupDeps, target: BackupKey, options: RunO
       else log.info("WAL applied", wal);
     }
 
+    progress({ phase: "checking", bytesTotal: image.bytes.length });
     const snapshot = await takeSnapshot(image, runtime, check);
     const described = {
       bytes: snapshot.bytes.length,
@@ -213,6 +224,7 @@ async function inMemoryBackup(deps: BackupDeps, target: BackupKey, options: RunO
     const reportUpload = throttle<void>(PROGRESS_INTERVAL_MS, clock, () =>
       log.info("uploading", { bytes: snapshot.bytes.length, compressedBytes: gzipBytes, uploadedBytes: uploaded }),
     );
+    progress({ phase: "uploading", bytesTotal: snapshot.bytes.length, uploadedBytes: 0 });
     const gzip = gzipImage(snapshot.bytes, runtime.gzip(config.gzipLevel), (n) => {
       gzipBytes = n;
       reportUpload();
@@ -229,6 +241,7 @@ async function inMemoryBackup(deps: BackupDeps, target: BackupKey, options: RunO
         contentDisposition: `attachment; filename="${target.file}"`,
         onProgress: (n) => {
           uploaded = n;
+          progress({ phase: "uploading", bytesTotal: snapshot.bytes.length, uploadedBytes: n });
           reportUpload();
         },
       });
@@ -239,6 +252,7 @@ async function inMemoryBackup(deps: BackupDeps, target: BackupKey, options: RunO
     }
     log.info("uploaded", { compressedBytes: gzipBytes, ...(sealed ? { encryptedBytes: storedBytes } : {}) });
 
+    progress({ phase: "verifying" });
     await verifyUpload(
       deps,
       target.key,
@@ -268,6 +282,7 @@ async function streamedBackup(deps: BackupDeps, target: BackupKey, options: RunO
   const partialKey = target.key + PARTIAL_SUFFIX;
   const contentType = target.encrypted ? "application/octet-stream" : "application/gzip";
   const contentDisposition = `attachment; filename="${target.file}"`;
+  const progress = options.onProgress ?? (() => undefined);
 
   // A file costs only a local read to look at twice: read it once to hash it, and the upload
   // can then go straight to its key with its final metadata (no server-side copy), and an
@@ -300,7 +315,7 @@ async function streamedBackup(deps: BackupDeps, target: BackupKey, options: RunO
     }
     if (config.check === "auto" && opened.bytes !== undefined && opened.bytes <= runtime.quickCheckMaxBytes && !source.size) {
       // Small enough for SQLite's own check, and known only now (Content-Length).
-      const image = await collect(opened, source.origin, config.maxBytes);
+      const image = await collect(opened, source.origin, config.maxBytes, (n) => progress({ phase: "reading", bytesDone: n, bytesTotal: opened.bytes! }));
       return inMemoryBackup(deps, target, options, "quick", started, log, image);
     }
     log.info("streaming the image", { check, ...(opened.bytes !== undefined ? { bytes: opened.bytes } : {}), attempt });
@@ -320,6 +335,7 @@ async function streamedBackup(deps: BackupDeps, target: BackupKey, options: RunO
       ...(direct ? { expectSha256: direct.sha256 } : {}),
       onProgress: (n) => {
         read = n;
+        progress({ phase: "uploading", bytesDone: n, ...(opened.bytes !== undefined ? { bytesTotal: opened.bytes } : {}), uploadedBytes: uploaded });
         report();
       },
     });
@@ -335,6 +351,7 @@ async function streamedBackup(deps: BackupDeps, target: BackupKey, options: RunO
         contentDisposition,
         onProgress: (n) => {
           uploaded = n;
+          progress({ phase: "uploading", bytesDone: read, ...(opened.bytes !== undefined ? { bytesTotal: opened.bytes } : {}), uploadedBytes: n });
           report();
         },
       });
@@ -385,6 +402,7 @@ async function streamedBackup(deps: BackupDeps, target: BackupKey, options: RunO
   }
   log.info("uploaded", { compressedBytes: gzipBytes, ...(sealed ? { encryptedBytes: storedBytes } : {}) });
 
+  progress({ phase: "verifying" });
   await verifyUpload(
     deps,
     target.key,
@@ -399,7 +417,11 @@ async function streamedBackup(deps: BackupDeps, target: BackupKey, options: RunO
     try {
       const opened = await source.open({ maxBytes: config.maxBytes });
       const report = throttle<number>(PROGRESS_INTERVAL_MS, clock, (n) => log.info("hashing", { bytesRead: n, totalBytes: opened.bytes }));
-      const inspected = inspectImage(opened.stream, { check: "none", origin: source.origin, maxBytes: config.maxBytes, sha256: runtime.sha256(), settled: opened.settled, onProgress: report });
+      const onProgress = (n: number) => {
+        progress({ phase: "hashing", bytesDone: n, ...(opened.bytes !== undefined ? { bytesTotal: opened.bytes } : {}) });
+        report(n);
+      };
+      const inspected = inspectImage(opened.stream, { check: "none", origin: source.origin, maxBytes: config.maxBytes, sha256: runtime.sha256(), settled: opened.settled, onProgress });
       const reader = inspected.stream.getReader();
       const drained = (async () => {
         while (!(await reader.read()).done);
@@ -463,6 +485,7 @@ async function finish(
   described: Pick<Manifest, "bytes" | "sha256" | "pageSize" | "pageCount" | "sqliteVersion" | "readAttempts" | "walFrames" | "gzipBytes">,
 ): Promise<Manifest> {
   const { config, runtime } = deps;
+  options.onProgress?.({ phase: "pruning" });
   const leaseLost = options.leaseHeld && !options.leaseHeld();
   const { pruned, pruneError } = leaseLost
     ? { pruned: [], pruneError: "not pruned: the cross-instance lease was lost during the run (another instance may be pruning)" }
@@ -487,7 +510,7 @@ async function finish(
 }
 
 /** A stream of known, small size, into memory (CHECK=auto's quick_check for sources whose size only the response tells). */
-async function collect(opened: SourceStream, origin: string, maxBytes: number): Promise<SourceImage> {
+async function collect(opened: SourceStream, origin: string, maxBytes: number, onRead: (bytes: number) => void): Promise<SourceImage> {
   const bytes = new Uint8Array(opened.bytes!);
   let at = 0;
   const reader = opened.stream.getReader();
@@ -498,6 +521,7 @@ async function collect(opened: SourceStream, origin: string, maxBytes: number): 
     bytes.set(value, at);
     at += value.byteLength;
     if (at > maxBytes) throw new BackupError("SOURCE_TOO_LARGE", `${origin} is more than MAX_BYTES (${maxBytes}) bytes.`, 413);
+    onRead(at);
   }
   const { wal } = await opened.settled();
   return { bytes: bytes.subarray(0, at), origin, ...(wal ? { wal } : {}) };

@@ -4,7 +4,7 @@
  */
 import type { Config } from "./config.js";
 import { BackupError } from "./errors.js";
-import { backupFolder, newestFirst, parseFile, parseKey } from "./keys.js";
+import { backupFolder, ENCRYPTED_EXTENSION, newestFirst, parseFile, parseKey } from "./keys.js";
 import type { BackupStore } from "./store/store.js";
 
 export interface BackupEntry {
@@ -13,6 +13,17 @@ export interface BackupEntry {
   size: number;
   lastModified: string;
 }
+
+/** A listed backup with what its metadata says (GET /backups?details=1). */
+export interface DescribedEntry extends BackupEntry {
+  sha256?: string;
+  bytes?: number;
+  encrypted?: boolean;
+  verified?: "head" | "full";
+}
+
+/** HEADs in flight at once: under Workers' 6 simultaneous connections. */
+export const DESCRIBE_CONCURRENCY = 4;
 
 export interface Link {
   url: string;
@@ -51,6 +62,35 @@ export function assertBackupFile(name: string, file: string): void {
       400,
     );
   }
+}
+
+/**
+ * Each entry with the sha256, image size and format from its object's metadata (one HEAD
+ * each, DESCRIBE_CONCURRENCY at a time; the listing has no user metadata). An object gone
+ * between the listing and its HEAD (pruned meanwhile) is left out; a metadata value that is
+ * missing or not well formed is omitted, not guessed. `encrypted` comes from the key.
+ */
+export async function describeBackups(store: BackupStore, entries: readonly BackupEntry[], concurrency = DESCRIBE_CONCURRENCY): Promise<DescribedEntry[]> {
+  const out: (DescribedEntry | undefined)[] = new Array(entries.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < entries.length) {
+      const i = next++;
+      const entry = entries[i]!;
+      const head = await store.head(entry.key);
+      if (!head) continue;
+      const m = head.metadata;
+      out[i] = {
+        ...entry,
+        ...(/^[0-9a-f]{64}$/.test(m.sha256 ?? "") ? { sha256: m.sha256! } : {}),
+        ...(/^\d{1,15}$/.test(m.bytes ?? "") ? { bytes: Number(m.bytes) } : {}),
+        // The key says it (parseKey accepts exactly .sqlite.gz and .sqlite.gz.age).
+        encrypted: entry.file.endsWith(ENCRYPTED_EXTENSION),
+      };
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, entries.length)) }, worker));
+  return out.filter((e): e is DescribedEntry => e !== undefined);
 }
 
 /** `latest` or a backup file name → the key; throws INVALID_BACKUP_FILE (400) or BACKUP_NOT_FOUND (404). */

@@ -4,7 +4,7 @@
  */
 import { createBackupRunner, type BackupDeps, type Manifest } from "./backup.js";
 import { describeBackup, type BackupInfo } from "./backup-info.js";
-import { createLink, listBackups, type BackupEntry, type Link } from "./catalog.js";
+import { createLink, describeBackups, listBackups, type BackupEntry, type DescribedEntry, type Link } from "./catalog.js";
 import { deleteBackup, type DeletedBackup, type DeleteOptions } from "./delete-backup.js";
 import type { Config } from "./config.js";
 import { asBackupError, BackupError } from "./errors.js";
@@ -12,6 +12,7 @@ import { parseKey } from "./keys.js";
 import { createLock, DEFAULT_SETTLE_MS, type HeldLease } from "./lock.js";
 import { createRunMetrics, type RunMetrics } from "./metrics.js";
 import type { Notifier, NotifyResult, RunOutcome } from "./notify.js";
+import { pushRun, type ProgressSnapshot, type RunProgress, type RunRecord } from "./runs.js";
 import { alreadyBackedUp } from "./schedule.js";
 
 export interface LastRun extends RunOutcome {
@@ -25,10 +26,14 @@ export interface Status {
   running: boolean;
   /** Start time of the running backup. */
   runningSince?: string;
+  /** The running backup's phase and bytes (only while one runs here). */
+  progress?: ProgressSnapshot;
   lastRun: LastRun | null;
   nextRun: string | null;
   /** The last NOTIFY_URL delivery (only when NOTIFY_URL is set). */
   lastNotify?: NotifyResult | null;
+  /** Finished runs of this process or isolate, newest first (at most RUN_HISTORY_LIMIT). */
+  runs: RunRecord[];
 }
 
 /** What a scheduled trigger did: backed up, or found the window already covered. */
@@ -44,6 +49,8 @@ export interface BackupService {
    */
   scheduled(scheduledAt: Date): Promise<ScheduledResult>;
   list(): Promise<BackupEntry[]>;
+  /** list() with each backup's metadata (a HEAD each) and, for those made here, how they were verified. */
+  listDetails(): Promise<DescribedEntry[]>;
   link(which: string): Promise<Link>;
   /** What the bucket knows about one backup ("latest" or a file name), from its listing and HEAD. */
   info(which: string): Promise<BackupInfo>;
@@ -66,6 +73,8 @@ export interface ServiceOptions {
   /** Reports finished runs to NOTIFY_URL in the background; never throws. */
   notifier?: Notifier;
 }
+
+type Trigger = RunRecord["trigger"];
 
 type ServiceConfig = BackupDeps["config"] & Pick<Config, "linkTtlSeconds" | "lock">;
 
@@ -94,19 +103,32 @@ export function createBackupService(deps: BackupDeps & { config: ServiceConfig }
   const metrics = options.metrics ?? createRunMetrics([config.name]);
   let runningSince: Date | undefined;
   let lastRun: LastRun | null = null;
+  let runs: RunRecord[] = [];
+  let progress: ProgressSnapshot | undefined;
+  const onProgress = (p: RunProgress) => {
+    progress = { ...p, updatedAt: runtime.now().toISOString() };
+  };
 
-  /** The outcome of a run: status, metrics, alert. */
-  function record(started: Date, fields: Partial<LastRun> & { ok: boolean }): void {
+  /** The outcome of a run: status, history, metrics, alert. */
+  function record(started: Date, trigger: Trigger, fields: Partial<LastRun> & { ok: boolean }, more: Pick<RunRecord, "sha256" | "verified"> = {}): void {
     const finished = runtime.now();
     lastRun = { startedAt: started.toISOString(), finishedAt: finished.toISOString(), durationMs: finished.getTime() - started.getTime(), ...fields };
+    const { ok, pruned: _pruned, ...rest } = lastRun;
+    runs = pushRun(runs, { ...rest, result: ok ? "ok" : "failed", trigger, ...more });
     metrics.finished(config.name, lastRun);
     options.notifier?.notify(config.name, lastRun);
   }
-  const failed = (started: Date, err: unknown) => {
+  /** A run that did nothing: in the history with its reason, never as lastRun (not a failure, not a backup). */
+  function skipped(started: Date, trigger: Trigger, reason: string): void {
+    const finished = runtime.now();
+    runs = pushRun(runs, { startedAt: started.toISOString(), finishedAt: finished.toISOString(), durationMs: finished.getTime() - started.getTime(), result: "skipped", trigger, reason });
+    metrics.skipped(config.name);
+  }
+  const failed = (started: Date, trigger: Trigger, err: unknown) => {
     const e = asBackupError(err);
     // Another instance running is not a failure of this one; a store that cannot be reached is.
-    if (e.code !== "BACKUP_RUNNING") record(started, { ok: false, error: { code: e.code, message: e.message } });
-    else metrics.skipped(config.name);
+    if (e.code !== "BACKUP_RUNNING") record(started, trigger, { ok: false, error: { code: e.code, message: e.message } });
+    else skipped(started, trigger, e.message);
     return e;
   };
 
@@ -114,16 +136,17 @@ export function createBackupService(deps: BackupDeps & { config: ServiceConfig }
    * Single flight here, the lease across instances, then `work` while both are held. Every
    * failure on the way (the lease's store requests included) is recorded as the run's outcome.
    */
-  async function exclusive<T>(work: (lease: HeldLease, started: Date) => Promise<T>): Promise<T> {
+  async function exclusive<T>(trigger: Trigger, work: (lease: HeldLease, started: Date) => Promise<T>): Promise<T> {
     if (runningSince) {
       throw new BackupError("BACKUP_RUNNING", `a backup of "${config.name}" started at ${runningSince.toISOString()} is still running; try again when it has finished.`, 409);
     }
     const started = runtime.now();
     runningSince = started;
+    onProgress({ phase: "starting" });
     metrics.started(config.name);
     try {
       const lease = await lock.acquire().catch((err: unknown) => {
-        throw failed(started, err);
+        throw failed(started, trigger, err);
       });
       try {
         return await work(lease, started);
@@ -132,36 +155,50 @@ export function createBackupService(deps: BackupDeps & { config: ServiceConfig }
       }
     } finally {
       runningSince = undefined;
+      progress = undefined;
     }
   }
 
-  async function run(lease: HeldLease, started: Date): Promise<Manifest> {
+  async function run(lease: HeldLease, started: Date, trigger: Trigger): Promise<Manifest> {
     try {
-      const m = await runner.run({ leaseHeld: lease.held });
-      record(started, { ok: true, key: m.key, bytes: m.bytes, gzipBytes: m.gzipBytes, pruned: m.pruned.length, ...(m.unchanged ? { unchanged: true } : {}), ...(m.pruneError ? { error: { code: "PRUNE_FAILED", message: m.pruneError } } : {}) });
+      const m = await runner.run({ leaseHeld: lease.held, onProgress });
+      record(
+        started,
+        trigger,
+        { ok: true, key: m.key, bytes: m.bytes, gzipBytes: m.gzipBytes, pruned: m.pruned.length, ...(m.unchanged ? { unchanged: true } : {}), ...(m.pruneError ? { error: { code: "PRUNE_FAILED", message: m.pruneError } } : {}) },
+        { sha256: m.sha256, verified: m.verified },
+      );
       return m;
     } catch (err) {
-      throw failed(started, err);
+      throw failed(started, trigger, err);
     }
   }
 
   return {
     name: config.name,
-    backup: () => exclusive(run),
+    backup: () => exclusive("api", (lease, started) => run(lease, started, "api")),
     scheduled: (scheduledAt) =>
-      exclusive(async (lease, started): Promise<ScheduledResult> => {
+      exclusive("schedule", async (lease, started): Promise<ScheduledResult> => {
         // Under the lease, so that an instance that just finished this window's backup is seen.
-        const newest = (await listBackups(store, config).catch((err: unknown) => Promise.reject(failed(started, err))))[0];
+        const newest = (await listBackups(store, config).catch((err: unknown) => Promise.reject(failed(started, "schedule", err))))[0];
         const newestTime = newest && parseKey(config.s3.prefix, config.name, newest.key)?.time;
         if (newest && alreadyBackedUp(newestTime, scheduledAt)) {
           const reason = `the backup for the window starting ${scheduledAt.toISOString()} exists already (${newest.file})`;
           runtime.logger.info("scheduled backup skipped", { name: config.name, reason });
-          metrics.skipped(config.name);
+          skipped(started, "schedule", reason);
           return { ran: false, reason, newest: newest.key };
         }
-        return { ran: true, manifest: await run(lease, started) };
+        return { ran: true, manifest: await run(lease, started, "schedule") };
       }),
     list: () => listBackups(store, config),
+    async listDetails() {
+      const described = await describeBackups(store, await listBackups(store, config));
+      const verified = new Map(runs.flatMap((r) => (r.result === "ok" && r.key && r.verified ? [[r.key, r.verified] as const] : [])));
+      return described.map((b) => {
+        const v = verified.get(b.key);
+        return v ? { ...b, verified: v } : b;
+      });
+    },
     link: (which) => createLink(store, config, which, runtime.now()),
     info: (which) => describeBackup(store, config, which),
     deleteBackup: (file, opts = {}) => deleteAndCount(deps, metrics, file, opts),
@@ -169,9 +206,11 @@ export function createBackupService(deps: BackupDeps & { config: ServiceConfig }
       name: config.name,
       running: runningSince !== undefined,
       ...(runningSince ? { runningSince: runningSince.toISOString() } : {}),
+      ...(runningSince && progress ? { progress } : {}),
       lastRun,
       nextRun: options.nextRun?.()?.toISOString() ?? null,
       ...(options.notifier ? { lastNotify: options.notifier.last() } : {}),
+      runs,
     }),
     metrics,
   };

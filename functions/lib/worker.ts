@@ -12,6 +12,7 @@
  * CJS build (wrangler.toml [alias], docs/workers.md), and bundle sql.js's .wasm
  * as a compiled module (wrangler does by default).
  */
+import { Cron } from "croner";
 import { Hono } from "hono";
 import { createApp } from "../../src/api/app.js";
 import { CONFIG_VARIABLES, parseConfig, secretsOf, type ConfigVariable } from "../../src/config.js";
@@ -70,6 +71,23 @@ interface Instance {
   logger: ReturnType<typeof consoleLogger>;
   /** With NOTIFY_URL; its deliveries run past the response, kept alive by ctx.waitUntil. */
   notifier?: Notifier;
+  /** The cron of the last trigger this isolate ran (what /status's nextRun follows). */
+  schedule: { cron?: string };
+}
+
+/**
+ * The next run on Workers: the triggers live in wrangler.toml, which the Worker cannot read.
+ * The cron of the last trigger this isolate ran is the best knowledge; before one, SCHEDULE
+ * if the deployment set it (its default says nothing about the triggers); else unknown.
+ */
+function nextTrigger(lastCron: string | undefined, schedule: string | undefined, now: Date): Date | undefined {
+  const cron = lastCron ?? schedule;
+  if (!cron) return undefined;
+  try {
+    return new Cron(cron, { timezone: "UTC" }).nextRun(now) ?? undefined;
+  } catch {
+    return undefined; // a trigger format croner does not read: unknown, not an error
+  }
 }
 
 // Keyed by the configuration's variables: the same env (however workerd passes it) gets the
@@ -99,8 +117,10 @@ function getInstance(env: BackupEnv): Promise<Instance> {
       // connections (6 per invocation), is what limits a Worker's database size.
       const store = createS3Store(config.s3, { queueSize: 2 });
       const notifier = config.notify ? createNotifier(config.notify, { fetch: (input, init) => fetch(input, init), logger, now: () => new Date(), secrets: secretsOf(config) }) : undefined;
-      const fleet = createFleet({ config, runtime, store, source: (db) => createSource(db.source, { s3: config.s3 }) }, { holder: "workers", ...(notifier ? { notifier } : {}) });
-      return { fleet, app: createApp({ services: fleet.services, logger, corsOrigins: config.corsOrigins, ...(config.apiKey ? { apiKey: config.apiKey } : {}) }), logger, ...(notifier ? { notifier } : {}) };
+      const schedule: Instance["schedule"] = {};
+      const nextRun = () => nextTrigger(schedule.cron, vars.SCHEDULE, new Date());
+      const fleet = createFleet({ config, runtime, store, source: (db) => createSource(db.source, { s3: config.s3 }) }, { holder: "workers", nextRun, ...(notifier ? { notifier } : {}) });
+      return { fleet, app: createApp({ services: fleet.services, logger, corsOrigins: config.corsOrigins, ...(config.apiKey ? { apiKey: config.apiKey } : {}) }), logger, schedule, ...(notifier ? { notifier } : {}) };
     })();
     instances.set(id, instance);
     // A configuration that failed is not kept: a fixed one is picked up on the next request.
@@ -139,7 +159,9 @@ export function backupHandlers(env: BackupEnv): BackupHandlers {
       let logger: Instance["logger"];
       let notifier: Instance["notifier"];
       try {
-        ({ fleet, logger, notifier } = await getInstance(env));
+        let schedule: Instance["schedule"];
+        ({ fleet, logger, notifier, schedule } = await getInstance(env));
+        schedule.cron = controller.cron;
       } catch (err) {
         console.error(JSON.stringify({ level: "error", msg: "scheduled backup not started: configuration invalid", cron: controller.cron, error: err instanceof Error ? err.message : String(err) }));
         throw err;

@@ -3,9 +3,10 @@
  * Cloudflare Workers (`fetch`) and Node (@hono/node-server). Routes and schemas are in
  * routes.ts, authentication in auth.ts, the error shape in errors.ts.
  *
+ *   GET  /                        the status page (HTML; its script and style under /page/)  (no auth, no data)
  *   GET  /health                  200 {"status":"ok"}                      (no auth)
  *   POST /backups                 201 manifest, 409 BACKUP_RUNNING
- *   GET  /backups                 200 {"backups":[…]} newest first
+ *   GET  /backups                 200 {"backups":[…]} newest first; ?details=1 adds sha256, bytes, verified
  *   GET  /backups/latest/link     200 {url,key,expiresAt,size} | 302 with ?redirect=1
  *   GET  /backups/{file}/link     same; 400 INVALID_BACKUP_FILE, 404 BACKUP_NOT_FOUND
  *   DELETE /backups/{file}        200 what was deleted; 404, 409 NEWEST_BACKUP without ?force=1
@@ -27,6 +28,7 @@ import { bodyLimit } from "./body-limit.js";
 import { corsFor } from "./cors.js";
 import { createErrorHandler, HttpError, notFoundHandler, validationHook } from "./errors.js";
 import { responseHeaders } from "./headers.js";
+import { registerPage } from "./page/index.js";
 import {
   createBackupRoute,
   deleteBackupRoute,
@@ -87,7 +89,13 @@ export function createApp(deps: ApiDeps): OpenAPIHono {
     }
   });
 
-  app.openapi({ ...listBackupsRoute, middleware: auth }, async (c) => c.json({ backups: await pick(c).list() }, 200));
+  registerPage(app);
+
+  app.openapi({ ...listBackupsRoute, middleware: auth }, async (c) => {
+    const details = c.req.valid("query").details;
+    const service = pick(c);
+    return c.json({ backups: details === "1" || details === "true" ? await service.listDetails() : await service.list() }, 200);
+  });
 
   // Registered before {file}: both match /backups/latest/link and the first one answers.
   app.openapi({ ...latestLinkRoute, middleware: auth }, async (c) => link(c, pick(c), "latest", c.req.valid("query").redirect));

@@ -58,6 +58,13 @@ export const BackupEntrySchema = z
     file: z.string(),
     size: z.number().int().openapi({ description: "Size of the stored object (the gzip, or its age file for a .sqlite.gz.age backup)." }),
     lastModified: z.string(),
+    sha256: z.string().optional().openapi({ description: "With ?details=1: hex sha256 of the uncompressed image, from the object's metadata." }),
+    bytes: z.number().int().optional().openapi({ description: "With ?details=1: size of the uncompressed image, from the object's metadata." }),
+    encrypted: z.boolean().optional().openapi({ description: "With ?details=1: whether the object is an age file." }),
+    verified: z
+      .enum(["head", "full"])
+      .optional()
+      .openapi({ description: "With ?details=1, for backups this process or isolate made: how the upload was verified (VERIFY). Every listed backup passed verification when it was made (one that fails is deleted); this says how." }),
   })
   .openapi("BackupEntry");
 
@@ -99,6 +106,34 @@ const LastRunSchema = z
   })
   .openapi("LastRun");
 
+const RunRecordSchema = z
+  .object({
+    startedAt: z.string(),
+    finishedAt: z.string(),
+    durationMs: z.number(),
+    result: z.enum(["ok", "failed", "skipped"]).openapi({ description: "skipped: nothing was tried (the schedule window was covered already, or another instance held the lease)." }),
+    trigger: z.enum(["api", "schedule"]).openapi({ description: "api: POST /backups or the CLI; schedule: the cron trigger or the Node start-up catch-up." }),
+    key: z.string().optional(),
+    bytes: z.number().int().optional(),
+    gzipBytes: z.number().int().optional(),
+    sha256: z.string().optional(),
+    verified: z.enum(["head", "full"]).optional(),
+    unchanged: z.boolean().optional(),
+    error: z.object({ code: z.string(), message: z.string() }).optional().openapi({ description: "On failure, why; on success, a warning (PRUNE_FAILED)." }),
+    reason: z.string().optional().openapi({ description: "Why a skipped run did nothing." }),
+  })
+  .openapi("RunRecord");
+
+const ProgressSchema = z
+  .object({
+    phase: z.enum(["starting", "reading", "checking", "hashing", "uploading", "verifying", "pruning"]),
+    bytesDone: z.number().int().optional().openapi({ description: "Bytes of the image read so far in this phase." }),
+    bytesTotal: z.number().int().optional().openapi({ description: "The image's size, when the source told it." }),
+    uploadedBytes: z.number().int().optional().openapi({ description: "Compressed (or encrypted) bytes sent to the store so far." }),
+    updatedAt: z.string(),
+  })
+  .openapi("Progress");
+
 const LastNotifySchema = z
   .object({
     at: z.string().openapi({ description: "When the delivery ended." }),
@@ -115,9 +150,11 @@ export const StatusSchema = z
     name: z.string(),
     running: z.boolean(),
     runningSince: z.string().optional(),
+    progress: ProgressSchema.optional().openapi({ description: "While a backup runs in this process or isolate: its phase and bytes." }),
     lastRun: LastRunSchema.nullable(),
-    nextRun: z.string().nullable(),
+    nextRun: z.string().nullable().openapi({ description: "The next scheduled run: Node's scheduler; on Workers from the last cron trigger this isolate saw, else SCHEDULE if set, else null." }),
     lastNotify: LastNotifySchema.nullable().optional().openapi({ description: "The last NOTIFY_URL delivery; present only when NOTIFY_URL is set (null before the first)." }),
+    runs: z.array(RunRecordSchema).openapi({ description: "Finished runs, newest first, at most 50; kept in memory, so they start empty after a restart (Node) or in a new isolate (Workers)." }),
   })
   .openapi("Status");
 
@@ -143,6 +180,13 @@ const NAME_PARAM = {
 };
 const NameQuery = z.object({
   name: z.string().max(63).optional().openapi({ param: NAME_PARAM, example: "app" }),
+});
+
+const ListQuery = NameQuery.extend({
+  details: z
+    .enum(["0", "1", "true", "false"])
+    .optional()
+    .openapi({ param: { name: "details", in: "query", description: "1 or true: add each backup's sha256, bytes and encrypted from its metadata (one HEAD per backup, 4 at a time)." }, example: "1" }),
 });
 
 const LinkQuery = NameQuery.extend({
@@ -234,7 +278,7 @@ export const listBackupsRoute = createRoute({
   tags: ["backups"],
   summary: "This name's backups, newest first.",
   security: PROTECTED,
-  request: { query: NameQuery },
+  request: { query: ListQuery },
   responses: {
     200: { description: "The backups.", content: { "application/json": { schema: BackupListSchema } } },
     ...AUTH_ERRORS,

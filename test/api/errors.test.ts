@@ -42,7 +42,7 @@ describe("error responses", () => {
 
   it("404 NOT_FOUND for unknown routes and for known paths with another method", async () => {
     for (const [method, path] of [
-      ["GET", "/"],
+      ["POST", "/"], // GET / is the status page
       ["GET", "/nope"],
       ["GET", "/backups/"],
       ["GET", "/backups/latest"],
