@@ -3,10 +3,12 @@
  * in this instance by a flag, across instances by the lease of src/lock.ts.
  */
 import { createBackupRunner, type BackupDeps, type Manifest } from "./backup.js";
-import { createLink, listBackups, type BackupEntry, type Link } from "./catalog.js";
-import type { Config } from "./config.js";
+import { createLink, listBackups, openBackup, type BackupEntry, type Download, type Link } from "./catalog.js";
+import type { Config, LinkMode } from "./config.js";
 import { asBackupError, BackupError } from "./errors.js";
 import { parseKey } from "./keys.js";
+import type { RangeSpec } from "./http-range.js";
+import { createLinkSigner, linkModeFor } from "./links.js";
 import { createLock, DEFAULT_SETTLE_MS, type HeldLease } from "./lock.js";
 import { createRunMetrics, type RunMetrics } from "./metrics.js";
 import type { Notifier, NotifyResult, RunOutcome } from "./notify.js";
@@ -42,7 +44,16 @@ export interface BackupService {
    */
   scheduled(scheduledAt: Date): Promise<ScheduledResult>;
   list(): Promise<BackupEntry[]>;
-  link(which: string): Promise<Link>;
+  /**
+   * A download link to `which` ("latest" or a file): presigned by the store, or with
+   * LINK_MODE=worker a signed /download URL starting with LINK_BASE_URL, else `origin` (the
+   * origin of the request that asked for it).
+   */
+  link(which: string, options?: { origin?: string }): Promise<Link>;
+  /** LINK_MODE as it applies to this store (configured, or the store's default). */
+  readonly linkMode: LinkMode;
+  /** Backup `file` for GET /download/{file} (the link's signature is checked by the caller). */
+  open(file: string, request: { range?: RangeSpec | undefined; ifRange?: string | undefined; headersOnly?: boolean }): Promise<Download>;
   status(): Status;
   /** Run counts and last-run gauges for GET /metrics. */
   readonly metrics: RunMetrics;
@@ -61,11 +72,14 @@ export interface ServiceOptions {
   notifier?: Notifier;
 }
 
-type ServiceConfig = BackupDeps["config"] & Pick<Config, "linkTtlSeconds" | "lock">;
+type ServiceConfig = BackupDeps["config"] & Pick<Config, "linkTtlSeconds" | "lock" | "linkMode" | "linkSecret" | "linkBaseUrl">;
 
 export function createBackupService(deps: BackupDeps & { config: ServiceConfig }, options: ServiceOptions = {}): BackupService {
   const runner = createBackupRunner(deps);
   const { config, runtime, store } = deps;
+  // At start: a mode that cannot work (worker without LINK_SECRET) is a configuration error.
+  const linkMode = linkModeFor(config, store);
+  const signer = linkMode === "worker" ? createLinkSigner(config.linkSecret!) : undefined;
   const lock = createLock({
     store,
     prefix: config.s3.prefix,
@@ -149,7 +163,10 @@ export function createBackupService(deps: BackupDeps & { config: ServiceConfig }
         return { ran: true, manifest: await run(lease, started) };
       }),
     list: () => listBackups(store, config),
-    link: (which) => createLink(store, config, which, runtime.now()),
+    link: (which, opts = {}) =>
+      createLink(store, config, which, runtime.now(), signer ? { signer, base: config.linkBaseUrl ?? opts.origin } : undefined),
+    linkMode,
+    open: (file, request) => openBackup(store, config, file, request),
     status: () => ({
       name: config.name,
       running: runningSince !== undefined,

@@ -13,7 +13,7 @@
  * as a compiled module (wrangler does by default).
  */
 import { Hono } from "hono";
-import { createApp } from "../../src/api/app.js";
+import { createApp, downloadsOf } from "../../src/api/app.js";
 import { CONFIG_VARIABLES, parseConfig, secretsOf, type ConfigVariable } from "../../src/config.js";
 import { BackupError } from "../../src/errors.js";
 import { createFleet, type Fleet, type FleetRun } from "../../src/fleet.js";
@@ -100,7 +100,7 @@ function getInstance(env: BackupEnv): Promise<Instance> {
       const store = createS3Store(config.s3, { queueSize: 2 });
       const notifier = config.notify ? createNotifier(config.notify, { fetch: (input, init) => fetch(input, init), logger, now: () => new Date(), secrets: secretsOf(config) }) : undefined;
       const fleet = createFleet({ config, runtime, store, source: (db) => createSource(db.source, { s3: config.s3 }) }, { holder: "workers", ...(notifier ? { notifier } : {}) });
-      return { fleet, app: createApp({ services: fleet.services, logger, corsOrigins: config.corsOrigins, ...(config.apiKey ? { apiKey: config.apiKey } : {}) }), logger, ...(notifier ? { notifier } : {}) };
+      return { fleet, app: createApp({ services: fleet.services, logger, corsOrigins: config.corsOrigins, ...(config.apiKey ? { apiKey: config.apiKey } : {}), ...downloadsOf(config) }), logger, ...(notifier ? { notifier } : {}) };
     })();
     instances.set(id, instance);
     // A configuration that failed is not kept: a fixed one is picked up on the next request.
