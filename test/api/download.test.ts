@@ -104,6 +104,17 @@ describe("GET /backups/{file}/link with LINK_MODE=worker", () => {
     expect(new URL(a.res.headers.get("location")!).pathname).toBe(`/download/${files[0]}`);
   });
 
+  it("without a request (CLI, library) a link needs LINK_BASE_URL: CONFIG_INVALID naming it", async () => {
+    const e = await w.service.link(files[0]!).then(
+      () => undefined,
+      (err: unknown) => err as { code: string; message: string },
+    );
+    expect(e?.code).toBe("CONFIG_INVALID");
+    expect(e?.message).toContain("set LINK_BASE_URL");
+    const based = await h.wire("dl", { env: { LINK_MODE: "worker", LINK_SECRET: SECRET, LINK_BASE_URL: "https://backups.example.com" } });
+    expect((await based.service.link(files[0]!)).url).toMatch(/^https:\/\/backups\.example\.com\/download\//);
+  });
+
   it("LINK_BASE_URL replaces the request's origin", async () => {
     const based = await h.wire("dl", { env: { LINK_MODE: "worker", LINK_SECRET: SECRET, LINK_BASE_URL: "https://backups.example.com/edge/" } });
     const a = await linkOf(based, files[0]!);
