@@ -277,7 +277,6 @@ export const downloadRoute = createRoute({
   responses: {
     200: bytes("The whole backup object."),
     206: bytes("One range of it, with Content-Range: bytes a-b/size."),
-    400: error("The link names several databases' deployment without ?name= (NAME_REQUIRED)."),
     403: error("LINK_INVALID, LINK_EXPIRED, or DOWNLOADS_DISABLED (no LINK_SECRET on this server)."),
     404: error("The backup or database no longer exists (BACKUP_NOT_FOUND, UNKNOWN_NAME)."),
     416: error("The range lies wholly past the end (RANGE_NOT_SATISFIABLE); Content-Range: bytes */size."),
