@@ -16,6 +16,7 @@ import type { Server } from "node:http";
 import { DeleteObjectCommand, GetObjectCommand } from "@aws-sdk/client-s3";
 import { serve, type ServerType } from "@hono/node-server";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createApp, downloadsOf } from "../../src/api/app.js";
 import { createLinkSigner } from "../../src/links.js";
 import { sha256 } from "../helpers/db.js";
 import { registerSecret } from "../helpers/log-capture.js";
@@ -286,6 +287,25 @@ describe("a changed, foreign or expired link → 403, and the store is not asked
     const d = await fetchBytes(w.app, pathOf(url.toString()));
     expect(d.status).toBe(200);
     expect(sha256(d.body)).toBe(sha256(object));
+  });
+});
+
+describe("several databases (BACKUP_SOURCES): the link names its database", () => {
+  it("a link of the second database downloads it; the same link with the first database's name → 403", async () => {
+    const second = await h.wire("dl2", { env: { LINK_MODE: "worker", LINK_SECRET: SECRET } });
+    const backup = await h.call(second.app, "/backups", { method: "POST", ...h.bearer() });
+    expect(backup.status, backup.text).toBe(201);
+    const app = createApp({ services: [w.service, second.service], logger: h.logger, apiKey: h.apiKey, ...downloadsOf(second.config) });
+    const link = await h.call(app, `/backups/${backup.json.file}/link?name=dl2`, h.bearer());
+    expect(link.status, link.text).toBe(200);
+    const url = new URL(link.json.url);
+    expect(url.searchParams.get("name")).toBe("dl2");
+    const d = await fetchBytes(app, pathOf(url.toString()));
+    expect(d.status).toBe(200);
+    const r = await h.s3.client.send(new GetObjectCommand({ Bucket: h.s3.bucket, Key: backup.json.key }));
+    expect(sha256(d.body)).toBe(sha256(new Uint8Array(await r.Body!.transformToByteArray())));
+    url.searchParams.set("name", "dl");
+    expectErrorShape(await h.call(app, pathOf(url.toString())), 403, "LINK_INVALID");
   });
 });
 
