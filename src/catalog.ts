@@ -87,7 +87,6 @@ export async function createLink(store: BackupStore, where: Where & Pick<Config,
     const sig = await worker.signer.sign({ method: "GET", ...claim });
     return { url: downloadUrl(worker.base, claim, sig), key: found.key, expiresAt: new Date(expires * 1000).toISOString(), size: found.size };
   }
-  if (!store.presign) throw new BackupError("CONFIG_INVALID", `${store.description} cannot sign URLs: set LINK_MODE=worker and LINK_SECRET.`, 500);
   const url = await store.presign(found.key, where.linkTtlSeconds, found.file);
   return { url, key: found.key, expiresAt: new Date(now.getTime() + where.linkTtlSeconds * 1000).toISOString(), size: found.size };
 }

@@ -39,9 +39,10 @@ export interface DownloadClaim {
  * sign URLs and worker where it cannot. Throws CONFIG_INVALID (at start) when the mode cannot
  * work: presigned on a store without presign, worker without LINK_SECRET.
  */
-export function linkModeFor(config: { linkMode?: LinkMode; linkSecret?: string }, store: Pick<BackupStore, "presign" | "description">): LinkMode {
-  const mode = config.linkMode ?? (store.presign ? "presigned" : "worker");
-  if (mode === "presigned" && !store.presign) {
+export function linkModeFor(config: { linkMode?: LinkMode; linkSecret?: string }, store: Pick<BackupStore, "canPresign" | "description">): LinkMode {
+  const canPresign = store.canPresign !== false;
+  const mode = config.linkMode ?? (canPresign ? "presigned" : "worker");
+  if (mode === "presigned" && !canPresign) {
     throw new BackupError("CONFIG_INVALID", `Invalid configuration: LINK_MODE=presigned, but ${store.description} cannot sign URLs: use LINK_MODE=worker (or unset it) and set LINK_SECRET`, 500);
   }
   if (mode === "worker" && !config.linkSecret) {

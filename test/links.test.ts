@@ -82,11 +82,12 @@ describe("configuration", () => {
 });
 
 describe("linkModeFor: the default follows the store", () => {
-  const presigning = { description: "s3://b", presign: async () => "https://signed" };
-  const plain = { description: "r2 binding BACKUPS" };
+  const presigning = { description: "s3://b" };
+  const plain = { description: "r2 binding BACKUPS", canPresign: false };
 
-  it("presigned where the store can sign, worker where it cannot", () => {
+  it("presigned where the store can sign (canPresign unset or true), worker where it cannot", () => {
     expect(linkModeFor({}, presigning)).toBe("presigned");
+    expect(linkModeFor({}, { ...presigning, canPresign: true })).toBe("presigned");
     expect(linkModeFor({ linkSecret: SECRET }, plain)).toBe("worker");
   });
 

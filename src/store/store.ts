@@ -57,6 +57,11 @@ export interface BackupStore {
   /** "s3://bucket at https://endpoint", for messages; no secrets. */
   readonly description: string;
   /**
+   * Whether `presign` can sign links (false for an R2 binding, which has no credentials);
+   * unset means it can. Where links are served from follows it.
+   */
+  readonly canPresign?: boolean;
+  /**
    * Stream `body` to `key`. On failure nothing is left behind: the multipart upload is
    * aborted and no object exists under `key`.
    */
@@ -78,11 +83,8 @@ export interface BackupStore {
    */
   read(key: string, options?: { range?: ByteRange }): Promise<ObjectBody | undefined>;
   delete(keys: readonly string[]): Promise<DeleteResult>;
-  /**
-   * A GET URL valid for `ttlSeconds` that downloads as `filename`. Absent on stores that
-   * cannot sign URLs (an R2 binding): their links are served by the Worker (LINK_MODE=worker).
-   */
-  presign?(key: string, ttlSeconds: number, filename: string): Promise<string>;
+  /** A GET URL valid for `ttlSeconds` that downloads as `filename` (PRESIGN_UNSUPPORTED when canPresign is false). */
+  presign(key: string, ttlSeconds: number, filename: string): Promise<string>;
   /** Unfinished multipart uploads whose key starts with `prefix`. */
   listUploads(prefix: string): Promise<PendingUpload[]>;
   abortUpload(upload: PendingUpload): Promise<void>;

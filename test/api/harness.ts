@@ -126,6 +126,7 @@ export class Harness {
 export function countingStore(store: BackupStore, calls: string[]): BackupStore {
   return {
     description: store.description,
+    ...(store.canPresign === undefined ? {} : { canPresign: store.canPresign }),
     upload: (key, body, options) => (calls.push(`upload ${key}`), store.upload(key, body, options)),
     copy: (from, to, size, options) => (calls.push(`copy ${from} ${to}`), store.copy(from, to, size, options)),
     head: (key) => (calls.push(`head ${key}`), store.head(key)),
@@ -133,7 +134,7 @@ export function countingStore(store: BackupStore, calls: string[]): BackupStore 
     get: (key) => (calls.push(`get ${key}`), store.get(key)),
     read: (key, options) => (calls.push(`read ${key}${options?.range ? ` ${options.range.offset}+${options.range.length}` : ""}`), store.read(key, options)),
     delete: (keys) => (calls.push(`delete ${keys.join(",")}`), store.delete(keys)),
-    ...(store.presign ? { presign: (key: string, ttl: number, filename: string) => (calls.push(`presign ${key}`), store.presign!(key, ttl, filename)) } : {}),
+    presign: (key, ttl, filename) => (calls.push(`presign ${key}`), store.presign(key, ttl, filename)),
     listUploads: (prefix) => (calls.push(`listUploads ${prefix}`), store.listUploads(prefix)),
     abortUpload: (upload) => (calls.push(`abortUpload ${upload.key}`), store.abortUpload(upload)),
     abortUploads: (key) => (calls.push(`abortUploads ${key}`), store.abortUploads(key)),
