@@ -4,7 +4,7 @@
  */
 import { serve, type ServerType } from "@hono/node-server";
 import { Cron } from "croner";
-import { createApp } from "../src/api/app.js";
+import { createApp, downloadsOf } from "../src/api/app.js";
 import type { Env } from "../src/config.js";
 import type { Logger } from "../src/log.js";
 import type { FleetRun } from "../src/fleet.js";
@@ -49,7 +49,7 @@ export async function startServer(env: Env, options: ServerOptions = {}): Promis
     await runWindow(lastTick(new Date()));
   });
 
-  const app = createApp({ services: fleet.services, logger, corsOrigins: config.corsOrigins, ...(config.apiKey ? { apiKey: config.apiKey } : {}) });
+  const app = createApp({ services: fleet.services, logger, corsOrigins: config.corsOrigins, ...(config.apiKey ? { apiKey: config.apiKey } : {}), ...downloadsOf(config) });
   const server: ServerType = await new Promise((resolve, reject) => {
     const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolve(s));
     s.once("error", (err: NodeJS.ErrnoException) =>

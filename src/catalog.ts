@@ -4,8 +4,10 @@
  */
 import type { Config } from "./config.js";
 import { BackupError } from "./errors.js";
+import { ifRangeHolds, resolveRange, type RangeSpec } from "./http-range.js";
 import { backupFolder, ENCRYPTED_EXTENSION, newestFirst, parseFile, parseKey } from "./keys.js";
-import type { BackupStore } from "./store/store.js";
+import { downloadUrl, type LinkSigner } from "./links.js";
+import type { BackupStore, ByteRange } from "./store/store.js";
 
 export interface BackupEntry {
   key: string;
@@ -101,14 +103,92 @@ export async function resolveBackup(store: BackupStore, where: Where, which: str
     return newest;
   }
   assertBackupFile(where.name, which);
-  const key = `${backupFolder(where.s3.prefix, where.name)}${which}`;
+  const key = backupKey(where, which);
   const head = await store.head(key);
   if (!head) throw new BackupError("BACKUP_NOT_FOUND", `backup ${which} does not exist in ${store.description}.`, 404);
   return { key, file: which, size: head.size };
 }
 
-export async function createLink(store: BackupStore, where: Where & Pick<Config, "linkTtlSeconds">, which: string, now: Date): Promise<Link> {
+/** The key of backup file `file` of this name; throws INVALID_BACKUP_FILE (400) for anything else. */
+function backupKey(where: Where, file: string): string {
+  if (!parseFile(where.name, file)) {
+    throw new BackupError(
+      "INVALID_BACKUP_FILE",
+      `${JSON.stringify(file.slice(0, 200))} is not a backup file name of "${where.name}" (expected ${where.name}-YYYY-MM-DDTHH-MM-SS-mmmZ-xxxxxx.sqlite.gz, or .sqlite.gz.age for an encrypted backup, or "latest").`,
+      400,
+    );
+  }
+  return `${backupFolder(where.s3.prefix, where.name)}${file}`;
+}
+
+/** LINK_MODE=worker: how links to this server are made. */
+export interface WorkerLinks {
+  signer: LinkSigner;
+  /** Where the links point: LINK_BASE_URL, else the origin of the request that asked; undefined in the CLI. */
+  base: string | undefined;
+}
+
+/**
+ * A download link to `which`: the store's presigned URL, or with `worker` a signed
+ * /download URL of this server. Both expire LINK_TTL_SECONDS from `now`.
+ */
+export async function createLink(store: BackupStore, where: Where & Pick<Config, "linkTtlSeconds">, which: string, now: Date, worker?: WorkerLinks): Promise<Link> {
   const found = await resolveBackup(store, where, which);
+  if (worker) {
+    if (!worker.base) {
+      throw new BackupError(
+        "CONFIG_INVALID",
+        "LINK_MODE=worker: there is no request to take this server's address from (the CLI and library make links without one); set LINK_BASE_URL to the public URL of the server or Worker that serves /download.",
+        500,
+      );
+    }
+    // Whole seconds: the expiry is a query parameter, and the link must not outlive the TTL.
+    const expires = Math.floor(now.getTime() / 1000) + where.linkTtlSeconds;
+    const claim = { file: found.file, name: where.name, expires };
+    const sig = await worker.signer.sign({ method: "GET", ...claim });
+    return { url: downloadUrl(worker.base, claim, sig), key: found.key, expiresAt: new Date(expires * 1000).toISOString(), size: found.size };
+  }
   const url = await store.presign(found.key, where.linkTtlSeconds, found.file);
   return { url, key: found.key, expiresAt: new Date(now.getTime() + where.linkTtlSeconds * 1000).toISOString(), size: found.size };
+}
+
+/** What GET /download/{file} sends: the whole object or one range of it, or why not (416). */
+export type Download =
+  | { kind: "unsatisfiable"; file: string; size: number }
+  | {
+      kind: "bytes";
+      file: string;
+      /** Size of the whole object. */
+      size: number;
+      /** The range being sent; absent for the whole object. */
+      range?: ByteRange;
+      /** Absent when only the headers were asked for (HEAD). */
+      body?: ReadableStream<Uint8Array>;
+      etag?: string;
+      lastModified?: Date;
+      contentType?: string;
+    };
+
+/**
+ * Open backup `file` (already checked against this name's pattern) for a download, whole or
+ * `range`, validated as resolveBackup validates it. The HEAD before the read gives the size a range is resolved against; backup keys
+ * are never reused, so the object does not change between the two (If-Range is honoured all
+ * the same, against the HEAD's ETag or Last-Modified).
+ */
+export async function openBackup(
+  store: BackupStore,
+  where: Where,
+  file: string,
+  request: { range?: RangeSpec | undefined; ifRange?: string | undefined; headersOnly?: boolean },
+): Promise<Download> {
+  const key = backupKey(where, file);
+  const head = await store.head(key);
+  if (!head) throw new BackupError("BACKUP_NOT_FOUND", `backup ${file} does not exist in ${store.description}.`, 404);
+  const wanted = request.range && ifRangeHolds(request.ifRange, head.etag, head.lastModified) ? resolveRange(request.range, head.size) : undefined;
+  if (wanted === "unsatisfiable") return { kind: "unsatisfiable", file, size: head.size };
+  const described = { kind: "bytes" as const, file, ...(head.etag ? { etag: head.etag } : {}), lastModified: head.lastModified, ...(head.contentType ? { contentType: head.contentType } : {}) };
+  if (request.headersOnly) return { ...described, size: head.size, ...(wanted ? { range: wanted } : {}) };
+  const object = await store.read(key, wanted ? { range: wanted } : {});
+  if (!object) throw new BackupError("BACKUP_NOT_FOUND", `backup ${file} does not exist in ${store.description} (it was deleted while the download started).`, 404);
+  return { ...described, size: object.size, body: object.body, ...(object.range ? { range: object.range } : {}) };
 }

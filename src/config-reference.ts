@@ -318,12 +318,42 @@ export const CONFIG_REFERENCE: Readonly<Record<ConfigVariable, VariableReference
   },
   LINK_TTL_SECONDS: {
     group: "HTTP API",
-    summary: "The lifetime of signed download links (API, `link` command, library).",
+    summary: "The lifetime of signed download links, presigned or `/download` (API, `link` command, library).",
     default: "`900`",
     defaultValue: "900",
     accepts: "1…604800 (7 days, the SigV4 maximum)",
     runtimes: BOTH,
     secret: false,
+  },
+  LINK_MODE: {
+    group: "HTTP API",
+    summary:
+      "What a download link is: `presigned`, a URL the store signed (the bytes go straight from the bucket); `worker`, a URL of this server, `/download/{file}?name=…&expires=…&sig=…`, that streams the object (for stores that cannot presign, or one address for every download).",
+    default: "the store's: `presigned` for the S3 store, `worker` for a store that cannot sign URLs",
+    accepts: "`presigned` | `worker`",
+    runtimes: BOTH,
+    secret: false,
+    see: "worker-links.md",
+  },
+  LINK_SECRET: {
+    group: "HTTP API",
+    summary:
+      "The key of the HMAC-SHA256 that signs `/download` links; required when links are `worker` links. While it is set, `/download` serves links signed with it whatever `LINK_MODE` says. Must differ from `API_KEY`.",
+    default: "unset (`/download` answers 403 `DOWNLOADS_DISABLED`)",
+    accepts: "at least 32 characters, e.g. `openssl rand -hex 32`",
+    runtimes: BOTH,
+    secret: true,
+    see: "worker-links.md",
+  },
+  LINK_BASE_URL: {
+    group: "HTTP API",
+    summary:
+      "The public URL `/download` links start with. Unset: the origin of the request that asked for the link (`X-Forwarded-*` are not read). Needed behind a proxy, under a mount path, and for links made by the CLI or the library.",
+    default: "unset",
+    accepts: "an `http(s)://` URL, optionally with a path, without query or fragment",
+    runtimes: BOTH,
+    secret: false,
+    see: "worker-links.md",
   },
   CORS_ORIGINS: {
     group: "HTTP API",

@@ -22,6 +22,7 @@ export const CONFIG_VARIABLES = [
   "LOCK", "LOCK_TTL_SECONDS", "SKIP_UNCHANGED", "CORS_ORIGINS",
   "NOTIFY_URL", "NOTIFY_ON", "NOTIFY_FORMAT",
   "AGE_RECIPIENTS", "AGE_IDENTITY", "AGE_IDENTITY_FILE",
+  "LINK_MODE", "LINK_SECRET", "LINK_BASE_URL",
 ] as const;
 export type ConfigVariable = (typeof CONFIG_VARIABLES)[number];
 
@@ -43,6 +44,12 @@ export type CheckMode = "none" | "structure" | "quick" | "full";
  */
 export type CheckSetting = CheckMode | "auto";
 export type VerifyMode = "head" | "full";
+/**
+ * How GET /backups/{file}/link answers: `presigned` — a URL the store signed (the download
+ * goes straight to the bucket); `worker` — a URL of this server, /download/{file}, signed
+ * with LINK_SECRET (src/links.ts). Unset: the store's default (presigned where it can sign).
+ */
+export type LinkMode = "presigned" | "worker";
 
 export interface S3Config {
   endpoint?: string;
@@ -77,6 +84,12 @@ export interface Config {
   keep: { daily: number; weekly: number; monthly: number };
   apiKey?: string;
   linkTtlSeconds: number;
+  /** LINK_MODE; unset = the store decides (src/links.ts linkModeFor). */
+  linkMode?: LinkMode;
+  /** LINK_SECRET: the HMAC key of /download links (at least LINK_SECRET_MIN_LENGTH characters). */
+  linkSecret?: string;
+  /** LINK_BASE_URL: the public URL /download links start with (no trailing slash); unset = the asking request's origin. */
+  linkBaseUrl?: string;
   gzipLevel: number;
   check: CheckSetting;
   verify: VerifyMode;
@@ -110,7 +123,10 @@ export interface RuntimeDefaults {
 /** Variables whose values must never appear in messages or logs. */
 // NOTIFY_URL: a ping or webhook URL usually is its own credential (a UUID or token in the path).
 // BACKUP_SOURCES: its entries may carry headers (tokens) and URLs with credentials.
-export const SECRET_VARIABLES = ["S3_SECRET_ACCESS_KEY", "API_KEY", "BACKUP_SOURCE_HEADERS", "BACKUP_SOURCES", "NOTIFY_URL", "AGE_IDENTITY"] as const;
+export const SECRET_VARIABLES = ["S3_SECRET_ACCESS_KEY", "API_KEY", "BACKUP_SOURCE_HEADERS", "BACKUP_SOURCES", "NOTIFY_URL", "AGE_IDENTITY", "LINK_SECRET"] as const;
+
+/** LINK_SECRET's shortest length: 32 random characters are ≥ 128 bits for base64 or hex alike. */
+export const LINK_SECRET_MIN_LENGTH = 32;
 
 export const LINK_TTL_MAX_SECONDS = 604_800; // presigned SigV4 URLs cannot outlive 7 days
 /** MAX_BYTES's ceiling: streamed backups hold no image, so only byte counting limits them. */
@@ -232,6 +248,16 @@ const fields = {
   AGE_RECIPIENTS: optional(),
   AGE_IDENTITY: optional().refine((v) => v === undefined || isIdentity(v), `must be ${IDENTITY_EXPECTED}`),
   AGE_IDENTITY_FILE: optional(),
+  LINK_MODE: optional()
+    .transform((v) => v?.toLowerCase())
+    .pipe(z.enum(["presigned", "worker"], { error: "must be one of presigned, worker" }).optional()),
+  LINK_SECRET: optional().refine(
+    (v) => v === undefined || v.length >= LINK_SECRET_MIN_LENGTH,
+    `must be at least ${LINK_SECRET_MIN_LENGTH} characters (e.g. the output of \`openssl rand -hex 32\`)`,
+  ),
+  LINK_BASE_URL: httpUrl("this server as clients reach it, e.g. https://backups.example.com")
+    .refine((v) => v === undefined || (!v.includes("?") && !v.includes("#")), "must not have a query or fragment")
+    .transform((v) => v?.replace(/\/+$/, "")),
 };
 // Compile-time check: the schema covers exactly the contract's variables.
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : never) : never;
@@ -297,6 +323,12 @@ export function parseConfig(env: Env, defaults: RuntimeDefaults): Config {
   if (v.AGE_IDENTITY !== undefined && v.AGE_IDENTITY_FILE !== undefined) {
     problems.push("AGE_IDENTITY and AGE_IDENTITY_FILE are both set: set one of them");
   }
+  if (v.LINK_MODE === "worker" && v.LINK_SECRET === undefined && !env.LINK_SECRET?.trim()) {
+    problems.push(`LINK_SECRET is required with LINK_MODE=worker: it signs the /download links (at least ${LINK_SECRET_MIN_LENGTH} random characters, e.g. \`openssl rand -hex 32\`; not the API_KEY)`);
+  }
+  if (v.LINK_SECRET !== undefined && v.API_KEY !== undefined && v.LINK_SECRET === v.API_KEY) {
+    problems.push("LINK_SECRET must differ from API_KEY: a link's signature must not depend on the key that grants the whole API");
+  }
   if (problems.length > 0 || !source || !name) throw configError(problems);
   const c = v as Fields;
 
@@ -319,6 +351,9 @@ export function parseConfig(env: Env, defaults: RuntimeDefaults): Config {
     keep: { daily: c.KEEP_DAILY, weekly: c.KEEP_WEEKLY, monthly: c.KEEP_MONTHLY },
     ...(c.API_KEY ? { apiKey: c.API_KEY } : {}),
     linkTtlSeconds: c.LINK_TTL_SECONDS,
+    ...(c.LINK_MODE ? { linkMode: c.LINK_MODE } : {}),
+    ...(c.LINK_SECRET ? { linkSecret: c.LINK_SECRET } : {}),
+    ...(c.LINK_BASE_URL ? { linkBaseUrl: c.LINK_BASE_URL } : {}),
     gzipLevel: c.GZIP_LEVEL,
     check: c.CHECK,
     verify: c.VERIFY,
@@ -481,7 +516,7 @@ function configError(problems: string[]): BackupError {
 
 /** The configuration as it may be logged: every secret replaced by a marker. */
 export function redactedConfig(config: Config): Record<string, unknown> {
-  const { source, s3, apiKey, notify, ageIdentity, databases, ...rest } = config;
+  const { source, s3, apiKey, notify, ageIdentity, linkSecret, databases, ...rest } = config;
   const redactSource = (s: SourceSpec) => (s.kind === "url" ? { kind: "url", url: redactUrl(s.url), headers: Object.keys(s.headers) } : s);
   return {
     ...rest,
@@ -491,6 +526,7 @@ export function redactedConfig(config: Config): Record<string, unknown> {
     s3: { ...s3, secretAccessKey: s3.secretAccessKey ? "[redacted]" : undefined },
     apiKey: apiKey ? "[redacted]" : undefined,
     ageIdentity: ageIdentity ? "[redacted]" : undefined,
+    linkSecret: linkSecret ? "[redacted]" : undefined,
   };
 }
 
@@ -508,7 +544,7 @@ export function redactUrl(url: string): string {
 
 /** The secret values of a config, for log redaction. */
 export function secretsOf(config: Config): string[] {
-  const values = [config.s3.secretAccessKey, config.apiKey, config.ageIdentity];
+  const values = [config.s3.secretAccessKey, config.apiKey, config.ageIdentity, config.linkSecret];
   // `config.source` is databases[0]'s (or, from configFor, the one database's).
   for (const { source } of config.databases) {
     if (source.kind !== "url") continue;

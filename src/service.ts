@@ -4,11 +4,13 @@
  */
 import { createBackupRunner, type BackupDeps, type Manifest } from "./backup.js";
 import { describeBackup, type BackupInfo } from "./backup-info.js";
-import { createLink, describeBackups, listBackups, type BackupEntry, type DescribedEntry, type Link } from "./catalog.js";
+import { createLink, describeBackups, listBackups, openBackup, type BackupEntry, type DescribedEntry, type Download, type Link } from "./catalog.js";
 import { deleteBackup, type DeletedBackup, type DeleteOptions } from "./delete-backup.js";
-import type { Config } from "./config.js";
+import type { Config, LinkMode } from "./config.js";
 import { asBackupError, BackupError } from "./errors.js";
 import { parseKey } from "./keys.js";
+import type { RangeSpec } from "./http-range.js";
+import { createLinkSigner, linkModeFor } from "./links.js";
 import { createLock, DEFAULT_SETTLE_MS, type HeldLease } from "./lock.js";
 import { createRunMetrics, type RunMetrics } from "./metrics.js";
 import type { Notifier, NotifyResult, RunOutcome } from "./notify.js";
@@ -51,11 +53,20 @@ export interface BackupService {
   list(): Promise<BackupEntry[]>;
   /** list() with each backup's metadata (a HEAD each) and, for those made here, how they were verified. */
   listDetails(): Promise<DescribedEntry[]>;
-  link(which: string): Promise<Link>;
   /** What the bucket knows about one backup ("latest" or a file name), from its listing and HEAD. */
   info(which: string): Promise<BackupInfo>;
   /** Delete one backup by file name (the newest only with `force`); logged and counted in metrics. */
   deleteBackup(file: string, options?: DeleteOptions): Promise<DeletedBackup>;
+  /**
+   * A download link to `which` ("latest" or a file): presigned by the store, or with
+   * LINK_MODE=worker a signed /download URL starting with LINK_BASE_URL, else `origin` (the
+   * origin of the request that asked for it).
+   */
+  link(which: string, options?: { origin?: string }): Promise<Link>;
+  /** LINK_MODE as it applies to this store (configured, or the store's default). */
+  readonly linkMode: LinkMode;
+  /** Backup `file` for GET /download/{file} (the link's signature is checked by the caller). */
+  open(file: string, request: { range?: RangeSpec | undefined; ifRange?: string | undefined; headersOnly?: boolean }): Promise<Download>;
   status(): Status;
   /** Run counts and last-run gauges for GET /metrics. */
   readonly metrics: RunMetrics;
@@ -76,7 +87,7 @@ export interface ServiceOptions {
 
 type Trigger = RunRecord["trigger"];
 
-type ServiceConfig = BackupDeps["config"] & Pick<Config, "linkTtlSeconds" | "lock">;
+type ServiceConfig = BackupDeps["config"] & Pick<Config, "linkTtlSeconds" | "lock" | "linkMode" | "linkSecret" | "linkBaseUrl">;
 
 /** No lease for a delete: see src/delete-backup.ts for why a concurrent run does not matter. */
 async function deleteAndCount(deps: Pick<BackupDeps, "store" | "runtime"> & { config: ServiceConfig }, metrics: RunMetrics, file: string, options: DeleteOptions): Promise<DeletedBackup> {
@@ -88,6 +99,9 @@ async function deleteAndCount(deps: Pick<BackupDeps, "store" | "runtime"> & { co
 export function createBackupService(deps: BackupDeps & { config: ServiceConfig }, options: ServiceOptions = {}): BackupService {
   const runner = createBackupRunner(deps);
   const { config, runtime, store } = deps;
+  // At start: a mode that cannot work (worker without LINK_SECRET) is a configuration error.
+  const linkMode = linkModeFor(config, store);
+  const signer = linkMode === "worker" ? createLinkSigner(config.linkSecret!) : undefined;
   const lock = createLock({
     store,
     prefix: config.s3.prefix,
@@ -199,9 +213,12 @@ export function createBackupService(deps: BackupDeps & { config: ServiceConfig }
         return v ? { ...b, verified: v } : b;
       });
     },
-    link: (which) => createLink(store, config, which, runtime.now()),
     info: (which) => describeBackup(store, config, which),
     deleteBackup: (file, opts = {}) => deleteAndCount(deps, metrics, file, opts),
+    link: (which, opts = {}) =>
+      createLink(store, config, which, runtime.now(), signer ? { signer, base: config.linkBaseUrl ?? opts.origin } : undefined),
+    linkMode,
+    open: (file, request) => openBackup(store, config, file, request),
     status: () => ({
       name: config.name,
       running: runningSince !== undefined,

@@ -14,7 +14,7 @@
  */
 import { Cron } from "croner";
 import { Hono } from "hono";
-import { createApp } from "../../src/api/app.js";
+import { createApp, downloadsOf } from "../../src/api/app.js";
 import { CONFIG_VARIABLES, parseConfig, secretsOf, type ConfigVariable } from "../../src/config.js";
 import { BackupError } from "../../src/errors.js";
 import { createFleet, type Fleet, type FleetRun } from "../../src/fleet.js";
@@ -120,7 +120,7 @@ function getInstance(env: BackupEnv): Promise<Instance> {
       const schedule: Instance["schedule"] = {};
       const nextRun = () => nextTrigger(schedule.cron, vars.SCHEDULE, new Date());
       const fleet = createFleet({ config, runtime, store, source: (db) => createSource(db.source, { s3: config.s3 }) }, { holder: "workers", nextRun, ...(notifier ? { notifier } : {}) });
-      return { fleet, app: createApp({ services: fleet.services, logger, corsOrigins: config.corsOrigins, ...(config.apiKey ? { apiKey: config.apiKey } : {}) }), logger, schedule, ...(notifier ? { notifier } : {}) };
+      return { fleet, app: createApp({ services: fleet.services, logger, corsOrigins: config.corsOrigins, ...(config.apiKey ? { apiKey: config.apiKey } : {}), ...downloadsOf(config) }), logger, schedule, ...(notifier ? { notifier } : {}) };
     })();
     instances.set(id, instance);
     // A configuration that failed is not kept: a fixed one is picked up on the next request.

@@ -10,18 +10,22 @@
  *   GET  /backups/latest/link     200 {url,key,expiresAt,size} | 302 with ?redirect=1
  *   GET  /backups/{file}/link     same; 400 INVALID_BACKUP_FILE, 404 BACKUP_NOT_FOUND
  *   DELETE /backups/{file}        200 what was deleted; 404, 409 NEWEST_BACKUP without ?force=1
+ *   GET  /download/{file}?name&expires&sig   the backup's bytes (LINK_MODE=worker links; signed, no API key)
  *   GET  /status                  200 status
  *   GET  /metrics                 200 Prometheus text format 0.0.4
  *   GET  /openapi.json            the OpenAPI 3 document of these routes   (no auth)
  */
 import { OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
+import type { Config } from "../config.js";
 import { BackupError } from "../errors.js";
 import { pickService } from "../fleet.js";
 import { parseFile } from "../keys.js";
 import { METRICS_CONTENT_TYPE } from "../metrics.js";
 import type { Logger } from "../log.js";
 import type { BackupService } from "../service.js";
+import { createLinkSigner } from "../links.js";
+import { downloadHandler } from "./download.js";
 import { accessLog } from "./access-log.js";
 import { requireApiKey } from "./auth.js";
 import { bodyLimit } from "./body-limit.js";
@@ -32,6 +36,7 @@ import { registerPage } from "./page/index.js";
 import {
   createBackupRoute,
   deleteBackupRoute,
+  downloadRoute,
   fileLinkRoute,
   healthRoute,
   latestLinkRoute,
@@ -49,7 +54,19 @@ export interface ApiDeps {
   apiKey?: string;
   /** CORS_ORIGINS: browser origins allowed to call the API ("*" = any); empty or unset = no CORS headers. */
   corsOrigins?: readonly string[];
+  /**
+   * LINK_SECRET and LINK_TTL_SECONDS: GET /download/{file} serves links signed with the secret
+   * (whatever LINK_MODE hands out now, so links already given stay good); unset = 403 DOWNLOADS_DISABLED.
+   */
+  downloads?: { secret: string; ttlSeconds: number };
+  /** The clock links are checked against (default: the system's). */
+  now?: () => Date;
   logger: Logger;
+}
+
+/** ApiDeps.downloads from a configuration: on whenever LINK_SECRET is set. */
+export function downloadsOf(config: Pick<Config, "linkSecret" | "linkTtlSeconds">): Pick<ApiDeps, "downloads"> {
+  return config.linkSecret ? { downloads: { secret: config.linkSecret, ttlSeconds: config.linkTtlSeconds } } : {};
 }
 
 export const API_TITLE = "sqlite-edge-backup";
@@ -127,6 +144,19 @@ export function createApp(deps: ApiDeps): OpenAPIHono {
   app.delete("/backups/:file{.+}", auth, (c) => {
     throw invalidFile(pick(c).name, false);
   });
+  // The link's signature is its credential (no API key). Registered for every method: another
+  // method than GET/HEAD, or a path of several segments, fails the signature (403), not 404.
+  const download = downloadHandler(
+    deps.downloads && {
+      signer: createLinkSigner(deps.downloads.secret),
+      ttlSeconds: deps.downloads.ttlSeconds,
+      now: deps.now ?? (() => new Date()),
+      pick: (name) => pickService(services, name),
+      assertFile: assertBackupFile,
+    },
+  );
+  app.openapi(downloadRoute, download);
+  app.all("/download/:file{.+}", download);
 
   app.openapi({ ...statusRoute, middleware: auth }, (c) =>
     services.length > 1 && !c.req.query("name") ? c.json({ databases: services.map((s) => s.status()) }, 200) : c.json(pick(c).status(), 200),
@@ -155,7 +185,10 @@ export function createApp(deps: ApiDeps): OpenAPIHono {
   });
 
   async function link(c: Context, service: BackupService, which: string, redirect: string | undefined) {
-    const found = await service.link(which);
+    // LINK_MODE=worker links point at the origin this request reached (LINK_BASE_URL overrides
+    // it): on Workers the Worker's own hostname, on Node the Host header the client sent.
+    // X-Forwarded-* are not consulted: behind a proxy, set LINK_BASE_URL.
+    const found = await service.link(which, { origin: new URL(c.req.url).origin });
     if (redirect === "1" || redirect === "true") return c.redirect(found.url, 302);
     return c.json(found, 200);
   }

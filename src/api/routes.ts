@@ -84,7 +84,9 @@ export const DeletedSchema = z
 
 export const LinkSchema = z
   .object({
-    url: z.string().openapi({ description: "Presigned GET URL of the backup object." }),
+    url: z.string().openapi({
+      description: "The download URL: presigned by the store (LINK_MODE=presigned), or this server's GET /download/{file}?name=…&expires=…&sig=… (LINK_MODE=worker).",
+    }),
     key: z.string(),
     expiresAt: z.string(),
     size: z.number().int(),
@@ -321,6 +323,46 @@ export const deleteBackupRoute = createRoute({
     409: error("It is the newest backup and ?force=1 was not given (NEWEST_BACKUP)."),
     ...AUTH_ERRORS,
     502: error("The store failed or could not be reached."),
+  },
+});
+
+const DownloadParams = z.object({
+  // Not checked here: a link's faults are all 403 (the signature is checked first, in the handler).
+  file: z.string().openapi({ param: { name: "file", in: "path", description: "The backup file name the link was made for." }, example: "app-2026-11-23T10-42-36-123Z-9f3a1c.sqlite.gz" }),
+});
+const DownloadQuery = z.object({
+  name: z.string().optional().openapi({ param: { name: "name", in: "query", description: "The database the link was made for (signed)." }, example: "app" }),
+  expires: z.string().optional().openapi({ param: { name: "expires", in: "query", description: "Unix time in seconds after which the link is refused (signed)." }, example: "1795430556" }),
+  sig: z.string().optional().openapi({ param: { name: "sig", in: "query", description: "base64url HMAC-SHA256 with LINK_SECRET over method, path, name and expires." } }),
+});
+const RangeHeader = z.object({
+  range: z.string().optional().openapi({ param: { name: "range", in: "header", description: "One range: bytes=a-b, bytes=a- or bytes=-n. Several ranges are ignored (200 with everything)." }, example: "bytes=0-1023" }),
+});
+const bytes = (description: string) => ({
+  description,
+  headers: {
+    "Content-Length": { description: "Bytes in this response.", schema: { type: "integer" as const } },
+    "Content-Disposition": { description: 'attachment; filename="<file>"', schema: { type: "string" as const } },
+    "Accept-Ranges": { description: "bytes", schema: { type: "string" as const } },
+  },
+  content: { "application/octet-stream": { schema: z.string().openapi({ format: "binary" }) } },
+});
+
+export const downloadRoute = createRoute({
+  method: "get",
+  path: "/download/{file}",
+  tags: ["backups"],
+  summary: "Download a backup through this server with a link from GET /backups/{file}/link (LINK_MODE=worker).",
+  description:
+    "No API key: the signature is the credential. Any change to the link (path, name, expires, sig), a link made with another LINK_SECRET, or another method than GET/HEAD is refused with 403 LINK_INVALID; after `expires`, 403 LINK_EXPIRED. HEAD answers the same headers without a body.",
+  request: { params: DownloadParams, query: DownloadQuery, headers: RangeHeader },
+  responses: {
+    200: bytes("The whole backup object."),
+    206: bytes("One range of it, with Content-Range: bytes a-b/size."),
+    403: error("LINK_INVALID, LINK_EXPIRED, or DOWNLOADS_DISABLED (no LINK_SECRET on this server)."),
+    404: error("The backup or database no longer exists (BACKUP_NOT_FOUND, UNKNOWN_NAME)."),
+    416: error("The range lies wholly past the end (RANGE_NOT_SATISFIABLE); Content-Range: bytes */size."),
+    500: error("Internal or storage error."),
   },
 });
 

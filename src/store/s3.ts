@@ -21,7 +21,7 @@ import {
 import type { S3Config } from "../config.js";
 import { BackupError } from "../errors.js";
 import { storeError } from "./s3-errors.js";
-import type { BackupStore, DeleteResult, ObjectHead, PendingUpload, StoredObject, UploadOptions } from "./store.js";
+import type { BackupStore, ByteRange, DeleteResult, ObjectBody, ObjectHead, PendingUpload, StoredObject, UploadOptions } from "./store.js";
 
 export interface S3StoreOptions {
   /** Multipart part size; S3 requires ≥ 5 MiB for every part but the last. */
@@ -110,6 +110,7 @@ export function createS3Store(config: S3Config, options: S3StoreOptions = {}): B
   const store = {
     client,
     description: where,
+    canPresign: true,
 
     async upload(key: string, body: ReadableStream<Uint8Array>, opts: UploadOptions): Promise<void> {
       // Loaded on first use, so that commands that never upload (list, link) start faster.
@@ -183,6 +184,7 @@ export function createS3Store(config: S3Config, options: S3StoreOptions = {}): B
           lastModified: r.LastModified ?? new Date(0),
           metadata: Object.fromEntries(Object.entries(r.Metadata ?? {}).map(([k, v]) => [k.toLowerCase(), v])),
           ...(r.ContentType ? { contentType: r.ContentType } : {}),
+          ...(r.ETag ? { etag: r.ETag } : {}),
         };
       } catch (err) {
         if (isNotFound(err)) return undefined;
@@ -211,6 +213,38 @@ export function createS3Store(config: S3Config, options: S3StoreOptions = {}): B
         return r.Body.transformToWebStream() as ReadableStream<Uint8Array>;
       } catch (err) {
         throw fail(err, `GET ${key}`);
+      }
+    },
+
+    async read(key: string, opts: { range?: ByteRange } = {}): Promise<ObjectBody | undefined> {
+      const { range } = opts;
+      try {
+        const r = await client.send(
+          new GetObjectCommand({ Bucket, Key: key, ...(range ? { Range: `bytes=${range.offset}-${range.offset + range.length - 1}` } : {}) }),
+        );
+        if (!r.Body) throw new Error("empty response body");
+        const length = r.ContentLength ?? 0;
+        // A ranged answer names its bytes and the whole size in Content-Range ("bytes 0-99/12345").
+        // A server that ignores Range (200, everything) or sends other bytes than asked (s3rver
+        // answers bytes=0-0 with the whole object) must not be passed off as the range: the
+        // download would be corrupt, so that is an error.
+        const m = range ? /^bytes (\d+)-(\d+)\/(\d+)$/.exec(r.ContentRange ?? "") : undefined;
+        if (range && (!m || Number(m[1]) !== range.offset || Number(m[2]) - Number(m[1]) + 1 !== length || length > range.length)) {
+          await r.Body.transformToWebStream().cancel().catch(() => undefined);
+          throw new Error(`the store answered GET ${key} for bytes ${range.offset}-${range.offset + range.length - 1} with ${r.ContentRange ? `Content-Range ${r.ContentRange}` : "no Content-Range"}`);
+        }
+        const size = m ? Number(m[3]) : length;
+        return {
+          body: r.Body.transformToWebStream() as ReadableStream<Uint8Array>,
+          size,
+          ...(range ? { range: { offset: range.offset, length } } : {}),
+          ...(r.ETag ? { etag: r.ETag } : {}),
+          ...(r.LastModified ? { lastModified: r.LastModified } : {}),
+          ...(r.ContentType ? { contentType: r.ContentType } : {}),
+        };
+      } catch (err) {
+        if (isNotFound(err)) return undefined;
+        throw fail(err, `GET ${key}${range ? ` (bytes ${range.offset}+${range.length})` : ""}`);
       }
     },
 

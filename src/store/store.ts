@@ -12,6 +12,26 @@ export interface ObjectHead extends StoredObject {
   /** User metadata (x-amz-meta-*), keys lowercase. */
   metadata: Record<string, string>;
   contentType?: string;
+  /** The object's entity tag as the store sends it, quotes included ("\"9b2c…\""); for If-Range. */
+  etag?: string;
+}
+
+/** Bytes `offset` … `offset + length - 1` of an object (R2's shape; HTTP's a-b is offset a, length b - a + 1). */
+export interface ByteRange {
+  offset: number;
+  length: number;
+}
+
+/** An object's bytes (all of them, or one range) with what a download needs to describe them. */
+export interface ObjectBody {
+  body: ReadableStream<Uint8Array>;
+  /** Size of the whole object, not of the range. */
+  size: number;
+  /** The range `body` holds; absent when it holds the whole object. */
+  range?: ByteRange;
+  etag?: string;
+  lastModified?: Date;
+  contentType?: string;
 }
 
 export interface UploadOptions {
@@ -37,6 +57,11 @@ export interface BackupStore {
   /** "s3://bucket at https://endpoint", for messages; no secrets. */
   readonly description: string;
   /**
+   * Whether `presign` can sign links (false for an R2 binding, which has no credentials);
+   * unset means it can. Where links are served from follows it.
+   */
+  readonly canPresign?: boolean;
+  /**
    * Stream `body` to `key`. On failure nothing is left behind: the multipart upload is
    * aborted and no object exists under `key`.
    */
@@ -51,8 +76,14 @@ export interface BackupStore {
   /** Every object under `prefix`, following pagination. */
   list(prefix: string): Promise<StoredObject[]>;
   get(key: string): Promise<ReadableStream<Uint8Array>>;
+  /**
+   * The object's bytes, or only `range` of them (a range the caller has checked against the
+   * object's size: offset < size, length ≥ 1; a range past the end is cut at the end).
+   * Undefined when there is no object at `key`. For downloads served by the Worker.
+   */
+  read(key: string, options?: { range?: ByteRange }): Promise<ObjectBody | undefined>;
   delete(keys: readonly string[]): Promise<DeleteResult>;
-  /** A GET URL valid for `ttlSeconds` that downloads as `filename`. */
+  /** A GET URL valid for `ttlSeconds` that downloads as `filename` (PRESIGN_UNSUPPORTED when canPresign is false). */
   presign(key: string, ttlSeconds: number, filename: string): Promise<string>;
   /** Unfinished multipart uploads whose key starts with `prefix`. */
   listUploads(prefix: string): Promise<PendingUpload[]>;

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import { expect } from "vitest";
 import { createNodeRuntime, NODE_MAX_BYTES, nodeFiles } from "../../functions/node-runtime.js";
-import { createApp } from "../../src/api/app.js";
+import { createApp, downloadsOf } from "../../src/api/app.js";
 import { parseConfig, type Config } from "../../src/config.js";
 import { jsonLogger, type Logger } from "../../src/log.js";
 import type { Runtime } from "../../src/runtime.js";
@@ -35,7 +35,7 @@ export interface Answer {
 export interface Wired {
   config: Config;
   service: BackupService;
-  /** Calls that reached the real store (head, list, presign, get, upload, delete). */
+  /** Calls that reached the real store (head, list, presign, get, read, upload, delete). */
   storeCalls: string[];
   /** Calls of service.link (the API must validate {file} before it). */
   linkCalls: string[];
@@ -49,6 +49,8 @@ export interface WireOptions {
   env?: Record<string, string>;
   /** Give the app this API key (default: the harness's key); null = API_KEY unset. */
   apiKey?: string | null;
+  /** The clock the app checks /download links against (default: the system's). */
+  now?: () => Date;
   /** Replace parts of the real service (to provoke failures). */
   override?: (service: BackupService) => BackupService;
 }
@@ -84,10 +86,10 @@ export class Harness {
     const store = countingStore(createS3Store(config.s3), storeCalls);
     const real = createBackupService({ config, runtime: this.runtime, store, source: createSource(config.source, { files: nodeFiles }) });
     const linkCalls: string[] = [];
-    const counted: BackupService = { ...real, status: () => real.status(), link: (which) => (linkCalls.push(which), real.link(which)) };
+    const counted: BackupService = { ...real, status: () => real.status(), link: (which, opts) => (linkCalls.push(which), real.link(which, opts)) };
     const service = options.override ? options.override(counted) : counted;
     const apiKey = options.apiKey === null ? undefined : (options.apiKey ?? this.apiKey);
-    const app = createApp({ services: [service], logger: this.logger, corsOrigins: config.corsOrigins, ...(apiKey ? { apiKey } : {}) });
+    const app = createApp({ services: [service], logger: this.logger, corsOrigins: config.corsOrigins, ...(apiKey ? { apiKey } : {}), ...downloadsOf(config), ...(options.now ? { now: options.now } : {}) });
     return { config, service, storeCalls, linkCalls, app, dbPath, source };
   }
 
@@ -124,11 +126,13 @@ export class Harness {
 export function countingStore(store: BackupStore, calls: string[]): BackupStore {
   return {
     description: store.description,
+    ...(store.canPresign === undefined ? {} : { canPresign: store.canPresign }),
     upload: (key, body, options) => (calls.push(`upload ${key}`), store.upload(key, body, options)),
     copy: (from, to, size, options) => (calls.push(`copy ${from} ${to}`), store.copy(from, to, size, options)),
     head: (key) => (calls.push(`head ${key}`), store.head(key)),
     list: (prefix) => (calls.push(`list ${prefix}`), store.list(prefix)),
     get: (key) => (calls.push(`get ${key}`), store.get(key)),
+    read: (key, options) => (calls.push(`read ${key}${options?.range ? ` ${options.range.offset}+${options.range.length}` : ""}`), store.read(key, options)),
     delete: (keys) => (calls.push(`delete ${keys.join(",")}`), store.delete(keys)),
     presign: (key, ttl, filename) => (calls.push(`presign ${key}`), store.presign(key, ttl, filename)),
     listUploads: (prefix) => (calls.push(`listUploads ${prefix}`), store.listUploads(prefix)),

@@ -22,7 +22,7 @@ beforeAll(async () => {
 afterAll(() => h.close());
 
 const PROTECTED = new Set(["post /backups", "get /backups", "delete /backups/{file}", "get /backups/latest/link", "get /backups/{file}/link", "get /status", "get /metrics"]);
-const PUBLIC = new Set(["get /health", "get /openapi.json"]);
+const PUBLIC = new Set(["get /health", "get /openapi.json", "get /download/{file}"]);
 
 describe("GET /openapi.json", () => {
   it("validates as OpenAPI 3 with swagger-parser", async () => {
