@@ -4,7 +4,9 @@
  * charts, backups with sha256 and verification), download a backup through its button (the
  * bytes gunzip to the source), watch a run that is going on (phase and bytes, refreshed),
  * get "already running" from the button meanwhile, trigger a backup and see it appear.
- * Screenshots at phone and desktop widths land in docs/screenshots/.
+ * Screenshots at phone and desktop widths land in test-results/screenshots/ (ignored by git),
+ * or, with UPDATE_SCREENSHOTS=1 (`npm run screenshots`), in docs/screenshots/ for the docs: a
+ * test run does not leave the working tree dirty.
  */
 import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -17,7 +19,7 @@ import type { Route } from "../workers/harness.js";
 import { REPO_ROOT } from "../workers/worker-bundle.js";
 import { launch, offHost, transferred } from "./browser.js";
 
-export const SCREENSHOTS = join(REPO_ROOT, "docs", "screenshots");
+export const SCREENSHOTS = process.env.UPDATE_SCREENSHOTS === "1" ? join(REPO_ROOT, "docs", "screenshots") : join(REPO_ROOT, "test-results", "screenshots");
 export const DESKTOP = { width: 1280, height: 900 };
 export const PHONE = { width: 390, height: 844 };
 
