@@ -110,6 +110,7 @@ export function createS3Store(config: S3Config, options: S3StoreOptions = {}): B
   const store = {
     client,
     description: where,
+    canPresign: true,
 
     async upload(key: string, body: ReadableStream<Uint8Array>, opts: UploadOptions): Promise<void> {
       // Loaded on first use, so that commands that never upload (list, link) start faster.

@@ -37,6 +37,11 @@ export interface BackupStore {
   /** "s3://bucket at https://endpoint", for messages; no secrets. */
   readonly description: string;
   /**
+   * Whether `presign` can sign links (false for an R2 binding, which has no credentials);
+   * unset means it can. Where links are served from follows it.
+   */
+  readonly canPresign?: boolean;
+  /**
    * Stream `body` to `key`. On failure nothing is left behind: the multipart upload is
    * aborted and no object exists under `key`.
    */
@@ -52,7 +57,7 @@ export interface BackupStore {
   list(prefix: string): Promise<StoredObject[]>;
   get(key: string): Promise<ReadableStream<Uint8Array>>;
   delete(keys: readonly string[]): Promise<DeleteResult>;
-  /** A GET URL valid for `ttlSeconds` that downloads as `filename`. */
+  /** A GET URL valid for `ttlSeconds` that downloads as `filename` (PRESIGN_UNSUPPORTED when canPresign is false). */
   presign(key: string, ttlSeconds: number, filename: string): Promise<string>;
   /** Unfinished multipart uploads whose key starts with `prefix`. */
   listUploads(prefix: string): Promise<PendingUpload[]>;
