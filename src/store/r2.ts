@@ -33,7 +33,6 @@ export interface R2ObjectLike {
 
 export interface R2ObjectBodyLike extends R2ObjectLike {
   readonly body: ReadableStream<Uint8Array>;
-  text(): Promise<string>;
 }
 
 export interface R2RangeLike {
@@ -340,13 +339,21 @@ export function createR2Store(bucket: R2BucketLike, binding: string, options: R2
       try {
         const object = await bucket.get(key);
         if (!object || !("body" in object)) return undefined;
-        return await object.text();
+        return await textOf(object.body);
       } catch (err) {
         throw fail(err, `GET ${key}`);
       }
     },
   };
   return store;
+}
+
+async function textOf(stream: ReadableStream<Uint8Array>): Promise<string> {
+  const decoder = new TextDecoder();
+  let text = "";
+  const reader = stream.getReader();
+  for (let r = await reader.read(); !r.done; r = await reader.read()) text += decoder.decode(r.value, { stream: true });
+  return text + decoder.decode();
 }
 
 function describe(err: unknown): string {
