@@ -40,15 +40,22 @@ export async function startTestR2(buckets: string[]): Promise<TestR2> {
  * bucket persisted in `persist`: what R2's dashboard would list as unfinished uploads.
  */
 export function uploadsInProgress(persist: string): { key: string; uploadId: string }[] {
+  return multipartUploads(persist)
+    .filter((u) => u.state === "in progress")
+    .map(({ key, uploadId }) => ({ key, uploadId }));
+}
+
+/** Every multipart upload Miniflare has a record of, with its state. */
+export function multipartUploads(persist: string): { key: string; uploadId: string; state: "in progress" | "completed" | "aborted" }[] {
   const dir = join(persist, "miniflare-R2BucketObject");
   if (!existsSync(dir)) return [];
-  const out: { key: string; uploadId: string }[] = [];
+  const out: { key: string; uploadId: string; state: "in progress" | "completed" | "aborted" }[] = [];
   for (const file of readdirSync(dir).filter((f) => f.endsWith(".sqlite") && f !== "metadata.sqlite")) {
-    // state 0 = in progress (1 completed, 2 aborted): miniflare's MultipartUploadState.
-    const rows = execFileSync("sqlite3", ["-readonly", "-separator", "\t", join(dir, file), "SELECT key, upload_id FROM _mf_multipart_uploads WHERE state = 0"], { encoding: "utf8" }).trim();
+    // state 0 = in progress, 1 completed, 2 aborted: miniflare's MultipartUploadState.
+    const rows = execFileSync("sqlite3", ["-readonly", "-separator", "\t", join(dir, file), "SELECT key, upload_id, state FROM _mf_multipart_uploads"], { encoding: "utf8" }).trim();
     for (const line of rows ? rows.split("\n") : []) {
-      const [key, uploadId] = line.split("\t");
-      out.push({ key: key!, uploadId: uploadId! });
+      const [key, uploadId, state] = line.split("\t");
+      out.push({ key: key!, uploadId: uploadId!, state: (["in progress", "completed", "aborted"] as const)[Number(state)]! });
     }
   }
   return out;
