@@ -3,7 +3,8 @@
  * (Miniflare) backing up the same database through the R2 binding store (R2_BUCKET) and
  * through the S3 API store, the method of bench/workerd-memory.ts (plain mode): utime+stime
  * of workerd's threads from /proc before and after one POST /backups, in a fresh workerd per
- * run. Not a test; prints a markdown table.
+ * run, and workerd's RSS growth (VmRSS sampled every 50 ms; the whole process, Miniflare's R2
+ * included). Not a test; prints a markdown table.
  *
  * Cases (same database, the defaults of wrangler.toml [vars]: CHECK=auto streams it):
  *   url → s3   a local HTTP server → the S3 API (embedded s3rver, in this Node process);
@@ -142,16 +143,28 @@ for (const c of [
     await new Promise((r) => setTimeout(r, 500));
     const before = await threadsOf(pid);
     const totalBefore = await statCpuMs(`/proc/${pid}`);
+    const rssOf = async () => Number(/VmRSS:\s+(\d+)/.exec(await readFile(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0) * 1024;
+    const idleRss = await rssOf();
+    let peakRss = idleRss;
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        peakRss = Math.max(peakRss, await rssOf().catch(() => 0));
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    })();
     const started = performance.now();
     const res = await mf.dispatchFetch(c.store === "calibration" ? `http://localhost/?bytes=${gzipBytes}` : "http://localhost/backups", { method: "POST", headers: { Authorization: `Bearer ${API_KEY}` } });
     const body = (await res.json()) as { gzipBytes?: number; error?: { code: string; message: string } };
     const wall = performance.now() - started;
+    sampling = false;
+    await sampler;
     const after = await threadsOf(pid);
     const total = (await statCpuMs(`/proc/${pid}`)) - totalBefore;
     const threads = [...after].map(([tid, t]) => ({ tid, name: t.name, ms: t.ms - (before.get(tid)?.ms ?? 0) })).filter((t) => t.ms > 0).sort((a, b) => b.ms - a.ms);
     const top = threads[0]?.ms ?? 0;
     const result = res.status === 201 ? `201, gzip ${((body.gzipBytes ?? 0) / MiB).toFixed(1)} MiB` : `${res.status} ${body.error?.code}: ${body.error?.message}`;
-    const row = `| ${c.label} | ${(bytes / MiB).toFixed(1)} MiB | ${result} | ${(wall / 1000).toFixed(1)} s | ${total.toFixed(0)} ms | ${top.toFixed(0)} ms | ${(top / (bytes / MiB)).toFixed(1)} | ${threads.slice(0, 4).map((t) => `${t.name} ${t.ms.toFixed(0)}`).join(", ")} |`;
+    const row = `| ${c.label} | ${(bytes / MiB).toFixed(1)} MiB | ${result} | ${(wall / 1000).toFixed(1)} s | ${total.toFixed(0)} ms | ${top.toFixed(0)} ms | ${(top / (bytes / MiB)).toFixed(1)} | +${((peakRss - idleRss) / MiB).toFixed(0)} MiB | ${threads.slice(0, 4).map((t) => `${t.name} ${t.ms.toFixed(0)}`).join(", ")} |`;
     console.log(row);
     if (c.store === "r2" && body.gzipBytes) gzipBytes = body.gzipBytes;
     if (!best || top < best.top) best = { top, row };
@@ -161,7 +174,7 @@ for (const c of [
  }
  rows.push(best!.row);
 }
-console.log(`\n| case | DB | result | wall | CPU, workerd | CPU, busiest thread | busiest thread, ms per MiB | threads (ms) |\n|---|---|---|---|---|---|---|---|\n${rows.join("\n")}`);
+console.log(`\n| case | DB | result | wall | CPU, workerd | CPU, busiest thread | busiest thread, ms per MiB | workerd RSS growth | threads (ms) |\n|---|---|---|---|---|---|---|---|---|\n${rows.join("\n")}`);
 server.close();
 await s3.close();
 releaseWorkerBundles();
