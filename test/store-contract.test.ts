@@ -133,8 +133,14 @@ for (const kind of ["s3", "r2"] as const) {
     });
 
     it("putSmall with ifAbsent writes once and then answers false; getSmall reads it, and undefined for nothing", async () => {
-      expect(await s.store.putSmall(`${prefix}.lock`, "first", { contentType: "application/json", ifAbsent: true })).toBe(true);
-      expect(await s.store.putSmall(`${prefix}.lock`, "second", { contentType: "application/json", ifAbsent: true })).toBe(false);
+      if (kind === "s3" && s3.external) {
+        // The integration run's Swift refuses conditional writes (501): the store says so.
+        expect((await backupError(s.store.putSmall(`${prefix}.lock`, "first", { contentType: "application/json", ifAbsent: true }))).code).toBe("CONDITIONAL_WRITE_UNSUPPORTED");
+        expect(await s.store.putSmall(`${prefix}.lock`, "first", { contentType: "application/json" })).toBe(true);
+      } else {
+        expect(await s.store.putSmall(`${prefix}.lock`, "first", { contentType: "application/json", ifAbsent: true })).toBe(true);
+        expect(await s.store.putSmall(`${prefix}.lock`, "second", { contentType: "application/json", ifAbsent: true })).toBe(false);
+      }
       expect(await s.store.getSmall(`${prefix}.lock`)).toBe("first");
       expect(await s.store.putSmall(`${prefix}.lock`, "third", { contentType: "application/json" })).toBe(true);
       expect(await s.store.getSmall(`${prefix}.lock`)).toBe("third");
@@ -142,12 +148,13 @@ for (const kind of ["s3", "r2"] as const) {
       await s.store.delete([`${prefix}.lock`]);
     });
 
-    it("the lease finds conditional writes (LOCK=auto takes the conditional way) and leaves nothing", async () => {
+    it("the lease finds whether conditional writes work (LOCK=auto) and leaves nothing", async () => {
       const lines = capturedLines(`${kind} lock`);
       const logger = jsonLogger({ write: (line) => lines.push(line) });
       const lock = createLock({ store: s.store, prefix, name: "leased", mode: "auto", ttlMs: 30_000, settleMs: 50, owner: "a", holder: "test", now: () => new Date(), logger });
       const held = await lock.acquire();
-      expect(lock.mode()).toBe("conditional");
+      // Swift (the integration run's S3_TEST_*) answers 501 to If-None-Match: the best-effort way.
+      expect(lock.mode()).toBe(kind === "s3" && s3.external ? "best-effort" : "conditional");
       await held.release();
       expect((await s.keys(`${prefix}leased/`)).filter((k) => k.includes(".lock"))).toEqual([]);
     });
