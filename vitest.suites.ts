@@ -13,5 +13,6 @@ export const LONG_SUITES = [
   "test/stream-backup.test.ts", // failures after parts were uploaded (multipart-sized databases)
   "test/workers/stream.test.ts", // the same in workerd
   "test/retention-store.test.ts", // a year of scheduled runs against the store
+  "test/r2-backup.test.ts", // the pipeline into Miniflare's R2 from Node: 12 MiB streamed, a dead run's upload
   "test/sqlite/structure-property.test.ts", // property test over generated databases
 ] as const;

@@ -601,8 +601,10 @@ async function abortStaleUploads(deps: BackupDeps): Promise<string[]> {
   const aborted: string[] = [];
   try {
     const uploads = await store.listUploads(backupFolder(config.s3.prefix, config.name));
-    // Only keys this tool writes for this name, and only old ones.
-    for (const u of uploads.filter((x) => parseKey(config.s3.prefix, config.name, x.key) && x.initiated.getTime() < cutoff)) {
+    // Only keys this tool writes for this name (a backup key, or its .partial: streamed
+    // backups upload there first), and only old ones.
+    const ours = (key: string) => Boolean(parseKey(config.s3.prefix, config.name, key) || (key.endsWith(PARTIAL_SUFFIX) && parseKey(config.s3.prefix, config.name, key.slice(0, -PARTIAL_SUFFIX.length))));
+    for (const u of uploads.filter((x) => ours(x.key) && x.initiated.getTime() < cutoff)) {
       await store.abortUpload(u);
       aborted.push(u.key);
     }

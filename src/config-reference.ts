@@ -45,6 +45,7 @@ export interface VariableReference {
 
 const BOTH = ["node", "workers"] as const;
 const NODE = ["node"] as const;
+const WORKERS = ["workers"] as const;
 
 export const CONFIG_REFERENCE: Readonly<Record<ConfigVariable, VariableReference>> = {
   BACKUP_SOURCE: {
@@ -52,7 +53,7 @@ export const CONFIG_REFERENCE: Readonly<Record<ConfigVariable, VariableReference
     summary:
       "The database to back up. A file is read with its committed WAL frames applied; a URL or S3 object is streamed. Required unless `BACKUP_SOURCES` is set.",
     default: "required (`npm start`: the bundled sample database)",
-    accepts: "a path or `file:///abs/path.db` (Node only), an `http(s)://` URL, or `s3://bucket/key` (read with the same endpoint and credentials as the backups)",
+    accepts: "a path or `file:///abs/path.db` (Node only), an `http(s)://` URL, `s3://bucket/key` (read with the same endpoint and credentials as the backups), or `r2://BINDING/key` (Workers only: an object in the R2 bucket bound as `BINDING`)",
     runtimes: BOTH,
     secret: false,
     see: "sources.md",
@@ -87,6 +88,16 @@ export const CONFIG_REFERENCE: Readonly<Record<ConfigVariable, VariableReference
     secret: true,
     see: "sources.md#several-databases",
   },
+  R2_BUCKET: {
+    group: "Bucket",
+    summary:
+      "The name of the Worker's R2 binding (`[[r2_buckets]]` in wrangler.toml) that receives the backups, in place of every `S3_*` setting but `S3_PREFIX`: no endpoint, no keys. Links need `LINK_MODE=worker` (a binding cannot presign).",
+    default: "unset (the S3 API with `S3_*`)",
+    accepts: "a binding name such as `BACKUPS` (a JavaScript identifier); not together with `S3_BUCKET`",
+    runtimes: WORKERS,
+    secret: false,
+    see: "r2.md",
+  },
   S3_ENDPOINT: {
     group: "Bucket",
     summary: "The S3-compatible endpoint (MinIO, R2, Swift, …). Unset means AWS S3.",
@@ -108,7 +119,7 @@ export const CONFIG_REFERENCE: Readonly<Record<ConfigVariable, VariableReference
   S3_BUCKET: {
     group: "Bucket",
     summary: "The bucket that receives the backups.",
-    default: "required (`npm start`: the embedded server's bucket)",
+    default: "required unless `R2_BUCKET` is set (`npm start`: the embedded server's bucket)",
     accepts: "a bucket name: 3–63 lowercase letters, digits, `.`, `-`, `_`",
     runtimes: BOTH,
     secret: false,
@@ -338,7 +349,7 @@ export const CONFIG_REFERENCE: Readonly<Record<ConfigVariable, VariableReference
   LINK_SECRET: {
     group: "HTTP API",
     summary:
-      "The key of the HMAC-SHA256 that signs `/download` links; required when links are `worker` links. While it is set, `/download` serves links signed with it whatever `LINK_MODE` says. Must differ from `API_KEY`.",
+      "The key of the HMAC-SHA256 that signs `/download` links; required with `LINK_MODE=worker` (an R2 binding store without it backs up, but has no links). While it is set, `/download` serves links signed with it whatever `LINK_MODE` says. Must differ from `API_KEY`.",
     default: "unset (`/download` answers 403 `DOWNLOADS_DISABLED`)",
     accepts: "at least 32 characters, e.g. `openssl rand -hex 32`",
     runtimes: BOTH,

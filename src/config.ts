@@ -16,7 +16,7 @@ export type Env = Readonly<Record<string, string | undefined>>;
 /** Every variable of the contract (docs/configuration.md, generated from config-reference.ts); all are strings or unset. */
 export const CONFIG_VARIABLES = [
   "BACKUP_SOURCE", "BACKUP_SOURCE_HEADERS", "BACKUP_NAME", "BACKUP_SOURCES",
-  "S3_ENDPOINT", "S3_REGION", "S3_BUCKET", "S3_PREFIX", "S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY", "S3_FORCE_PATH_STYLE",
+  "R2_BUCKET", "S3_ENDPOINT", "S3_REGION", "S3_BUCKET", "S3_PREFIX", "S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY", "S3_FORCE_PATH_STYLE",
   "MAX_COUNT", "KEEP_DAILY", "KEEP_WEEKLY", "KEEP_MONTHLY", "API_KEY", "LINK_TTL_SECONDS", "GZIP_LEVEL", "CHECK", "SCHEDULE", "VERIFY", "MAX_BYTES", "PORT", "HOST",
   "READ_ATTEMPTS", "S3_MAX_ATTEMPTS", "S3_TIMEOUT_SECONDS",
   "LOCK", "LOCK_TTL_SECONDS", "SKIP_UNCHANGED", "CORS_ORIGINS",
@@ -29,7 +29,9 @@ export type ConfigVariable = (typeof CONFIG_VARIABLES)[number];
 export type SourceSpec =
   | { kind: "file"; path: string }
   | { kind: "url"; url: string; headers: Record<string, string> }
-  | { kind: "s3"; bucket: string; key: string };
+  | { kind: "s3"; bucket: string; key: string }
+  /** An object in an R2 bucket bound to the Worker as `binding` (Workers only). */
+  | { kind: "r2"; binding: string; key: string };
 
 /**
  * CHECK: `quick` and `full` are SQLite's own PRAGMA quick_check and integrity_check (sql.js opens
@@ -78,7 +80,13 @@ export interface Config {
   name: string;
   /** Every database of this deployment, in the order given; names are unique. */
   databases: Database[];
+  /**
+   * The S3 API settings; with R2_BUCKET only `prefix` (and the s3:// sources' credentials)
+   * apply, and `bucket` is empty.
+   */
   s3: S3Config;
+  /** R2_BUCKET: the name of the Worker's R2 binding that is the store, in place of S3_*. */
+  r2Bucket?: string;
   maxCount: number;
   /** KEEP_DAILY/WEEKLY/MONTHLY (0 = rule off); any > 0 turns on GFS retention (src/retention.ts). */
   keep: { daily: number; weekly: number; monthly: number };
@@ -118,6 +126,11 @@ export interface Config {
 export interface RuntimeDefaults {
   /** Largest source accepted when MAX_BYTES is unset (Node: 1 TiB, Workers: 4 GiB, what 5 minutes of CPU stream). */
   maxBytes: number;
+  /**
+   * The runtime is a Worker, whose `env` carries bindings: R2_BUCKET and r2:// sources name
+   * them. Elsewhere (Node) both are configuration errors.
+   */
+  bindings?: boolean;
 }
 
 /** Variables whose values must never appear in messages or logs. */
@@ -137,6 +150,8 @@ export const MAX_BYTES_CEILING = 2 ** 50;
  */
 export const IN_MEMORY_MAX_BYTES = 2 ** 32 - 1;
 
+/** A Worker binding's name: a JavaScript identifier (wrangler.toml `binding = "BACKUPS"`). */
+const BINDING_PATTERN = /^[A-Za-z_$][A-Za-z0-9_$]{0,63}$/;
 const BUCKET_PATTERN = /^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$/;
 const CRON_FIELD = /^[\d*/,\-A-Za-z?LW#]+$/;
 
@@ -195,6 +210,10 @@ const fields = {
   BACKUP_NAME: optional().refine((v) => v === undefined || NAME_PATTERN.test(v), {
     message: `must match ${NAME_PATTERN.source} (lowercase letters, digits, '.', '_', '-'; at most 63 characters)`,
   }),
+  R2_BUCKET: optional().refine(
+    (v) => v === undefined || BINDING_PATTERN.test(v),
+    "must be the name of an R2 binding of the Worker, e.g. BACKUPS (wrangler.toml [[r2_buckets]] binding)",
+  ),
   S3_ENDPOINT: httpUrl("an S3-compatible endpoint, e.g. http://127.0.0.1:9000"),
   S3_REGION: withDefault("us-east-1")
     .pipe(z.string().regex(/^[a-z0-9-]{1,32}$/, "must be a region name such as us-east-1 or auto")),
@@ -313,7 +332,14 @@ export function parseConfig(env: Env, defaults: RuntimeDefaults): Config {
   } else if (Boolean(v.S3_ACCESS_KEY_ID) !== Boolean(v.S3_SECRET_ACCESS_KEY)) {
     problems.push("S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY must be set together (or both unset to use the AWS default credential chain)");
   }
-  if (!env.S3_BUCKET?.trim()) problems.push("S3_BUCKET is required (the bucket that receives the backups)");
+  if (v.R2_BUCKET !== undefined && !defaults.bindings) {
+    problems.push("R2_BUCKET names an R2 binding, which exists only in a Cloudflare Worker: here use the S3 API (S3_BUCKET, S3_ENDPOINT=https://<account id>.r2.cloudflarestorage.com, S3_REGION=auto and an R2 API token's keys)");
+  } else if (v.R2_BUCKET !== undefined) {
+    // The binding is the bucket: S3_* settings for the store would be ignored, so say so.
+    if (env.S3_BUCKET?.trim()) problems.push("R2_BUCKET and S3_BUCKET are both set: the store is one bucket (R2_BUCKET for a Worker's R2 binding, S3_BUCKET for the S3 API); unset one");
+  } else if (!env.R2_BUCKET?.trim() && !env.S3_BUCKET?.trim()) {
+    problems.push("S3_BUCKET is required (the bucket that receives the backups), or R2_BUCKET in a Worker with an R2 binding");
+  }
   const name = databases ? databases[0]?.name : (v.BACKUP_NAME ?? (source ? deriveName(source) : undefined));
   if (!databases && source && name === undefined && !env.BACKUP_NAME?.trim()) {
     problems.push("BACKUP_NAME is required: no valid name could be derived from BACKUP_SOURCE (use lowercase letters, digits, '.', '_', '-')");
@@ -329,6 +355,9 @@ export function parseConfig(env: Env, defaults: RuntimeDefaults): Config {
   if (v.LINK_SECRET !== undefined && v.API_KEY !== undefined && v.LINK_SECRET === v.API_KEY) {
     problems.push("LINK_SECRET must differ from API_KEY: a link's signature must not depend on the key that grants the whole API");
   }
+  if (!defaults.bindings && [...(databases ?? []).map((d) => d.source), ...(source ? [source] : [])].some((s) => s.kind === "r2")) {
+    problems.push(`${databases ? "BACKUP_SOURCES" : "BACKUP_SOURCE"} has an r2:// source, which only a Cloudflare Worker with that R2 binding can read: here use s3://bucket/key with R2's S3 API endpoint (S3_ENDPOINT)`);
+  }
   if (problems.length > 0 || !source || !name) throw configError(problems);
   const c = v as Fields;
 
@@ -339,7 +368,7 @@ export function parseConfig(env: Env, defaults: RuntimeDefaults): Config {
     s3: {
       ...(c.S3_ENDPOINT ? { endpoint: c.S3_ENDPOINT } : {}),
       region: c.S3_REGION,
-      bucket: c.S3_BUCKET!,
+      bucket: c.S3_BUCKET ?? "",
       prefix: c.S3_PREFIX,
       ...(c.S3_ACCESS_KEY_ID ? { accessKeyId: c.S3_ACCESS_KEY_ID } : {}),
       ...(c.S3_SECRET_ACCESS_KEY ? { secretAccessKey: c.S3_SECRET_ACCESS_KEY } : {}),
@@ -347,6 +376,7 @@ export function parseConfig(env: Env, defaults: RuntimeDefaults): Config {
       maxAttempts: c.S3_MAX_ATTEMPTS,
       timeoutMs: c.S3_TIMEOUT_SECONDS * 1000,
     },
+    ...(c.R2_BUCKET ? { r2Bucket: c.R2_BUCKET } : {}),
     maxCount: databases?.[0]?.maxCount ?? c.MAX_COUNT,
     keep: { daily: c.KEEP_DAILY, weekly: c.KEEP_WEEKLY, monthly: c.KEEP_MONTHLY },
     ...(c.API_KEY ? { apiKey: c.API_KEY } : {}),
@@ -456,6 +486,14 @@ function parseSource(raw: string, headers: Record<string, string>, problems: str
     }
     return { kind: "s3", bucket: m[1]!, key: m[2]! };
   }
+  if (/^r2:\/\//i.test(raw)) {
+    const m = /^r2:\/\/([^/]+)\/(.+)$/.exec(raw);
+    if (!m || !BINDING_PATTERN.test(m[1]!)) {
+      problems.push(describe("BACKUP_SOURCE", "must look like r2://BINDING/path/to/db.sqlite (BINDING: the Worker's R2 binding name)", raw));
+      return undefined;
+    }
+    return { kind: "r2", binding: m[1]!, key: m[2]! };
+  }
   if (/^https?:\/\//i.test(raw)) {
     if (!isHttpUrl(raw)) {
       problems.push(describe("BACKUP_SOURCE", "is not a valid http(s) URL", raw));
@@ -474,7 +512,7 @@ function parseSource(raw: string, headers: Record<string, string>, problems: str
     }
   }
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(raw)) {
-    problems.push(describe("BACKUP_SOURCE", "has an unsupported scheme (use a path, file:, http(s):// or s3://)", raw));
+    problems.push(describe("BACKUP_SOURCE", "has an unsupported scheme (use a path, file:, http(s)://, s3:// or, in a Worker, r2://)", raw));
     return undefined;
   }
   return { kind: "file", path: raw };
@@ -482,7 +520,7 @@ function parseSource(raw: string, headers: Record<string, string>, problems: str
 
 /** `/data/My App.sqlite3` → `my-app`: the base name without extension, made key-safe. */
 export function deriveName(source: SourceSpec): string | undefined {
-  const raw = source.kind === "file" ? source.path : source.kind === "s3" ? source.key : safeDecode(new URL(source.url).pathname);
+  const raw = source.kind === "file" ? source.path : source.kind === "s3" || source.kind === "r2" ? source.key : safeDecode(new URL(source.url).pathname);
   const base = raw.split(/[\\/]/).filter(Boolean).pop() ?? "";
   const stem = base.includes(".") ? base.slice(0, base.lastIndexOf(".")) : base;
   const name = stem

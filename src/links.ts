@@ -36,8 +36,10 @@ export interface DownloadClaim {
 
 /**
  * LINK_MODE as it applies to `store`: the configured one, or presigned where the store can
- * sign URLs and worker where it cannot. Throws CONFIG_INVALID (at start) when the mode cannot
- * work: presigned on a store without presign, worker without LINK_SECRET.
+ * sign URLs and worker where it cannot. Throws CONFIG_INVALID (at start) when the configured
+ * mode cannot work: presigned on a store without presign, LINK_MODE=worker without
+ * LINK_SECRET. A store that cannot presign and has no LINK_SECRET still backs up (links are
+ * not what a backup needs): its link requests fail with 501 PRESIGN_UNSUPPORTED naming both.
  */
 export function linkModeFor(config: { linkMode?: LinkMode; linkSecret?: string }, store: Pick<BackupStore, "canPresign" | "description">): LinkMode {
   const canPresign = store.canPresign !== false;
@@ -45,9 +47,8 @@ export function linkModeFor(config: { linkMode?: LinkMode; linkSecret?: string }
   if (mode === "presigned" && !canPresign) {
     throw new BackupError("CONFIG_INVALID", `Invalid configuration: LINK_MODE=presigned, but ${store.description} cannot sign URLs: use LINK_MODE=worker (or unset it) and set LINK_SECRET`, 500);
   }
-  if (mode === "worker" && !config.linkSecret) {
-    const why = config.linkMode ? "LINK_MODE=worker" : `${store.description} cannot sign URLs, so links are served by this server (LINK_MODE=worker)`;
-    throw new BackupError("CONFIG_INVALID", `Invalid configuration: LINK_SECRET is required: ${why} and LINK_SECRET signs them (at least 32 random characters, e.g. \`openssl rand -hex 32\`)`, 500);
+  if (config.linkMode === "worker" && !config.linkSecret) {
+    throw new BackupError("CONFIG_INVALID", `Invalid configuration: LINK_SECRET is required: LINK_MODE=worker and LINK_SECRET signs them (at least 32 random characters, e.g. \`openssl rand -hex 32\`)`, 500);
   }
   return mode;
 }

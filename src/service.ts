@@ -101,7 +101,8 @@ export function createBackupService(deps: BackupDeps & { config: ServiceConfig }
   const { config, runtime, store } = deps;
   // At start: a mode that cannot work (worker without LINK_SECRET) is a configuration error.
   const linkMode = linkModeFor(config, store);
-  const signer = linkMode === "worker" ? createLinkSigner(config.linkSecret!) : undefined;
+  // Without LINK_SECRET a store that cannot presign has no links (its presign says why).
+  const signer = linkMode === "worker" && config.linkSecret ? createLinkSigner(config.linkSecret) : undefined;
   const lock = createLock({
     store,
     prefix: config.s3.prefix,

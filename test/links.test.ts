@@ -95,8 +95,9 @@ describe("linkModeFor: the default follows the store", () => {
     expect(linkModeFor({ linkMode: "worker", linkSecret: SECRET }, presigning)).toBe("worker");
   });
 
-  it("a store that cannot sign needs LINK_SECRET, and cannot be LINK_MODE=presigned", () => {
-    expect(() => linkModeFor({}, plain)).toThrow(/LINK_SECRET is required: r2 binding BACKUPS cannot sign URLs/);
+  it("a store that cannot sign defaults to worker links even without LINK_SECRET (it still backs up), and cannot be LINK_MODE=presigned", () => {
+    expect(linkModeFor({}, plain)).toBe("worker");
+    expect(() => linkModeFor({ linkMode: "worker" }, plain)).toThrow(/LINK_SECRET is required: LINK_MODE=worker/);
     expect(() => linkModeFor({ linkMode: "presigned", linkSecret: SECRET }, plain)).toThrow(/LINK_MODE=presigned, but r2 binding BACKUPS cannot sign URLs/);
   });
 });

@@ -20,7 +20,9 @@ import { BackupError } from "../../src/errors.js";
 import { createFleet, type Fleet, type FleetRun } from "../../src/fleet.js";
 import { createNotifier, type Notifier } from "../../src/notify.js";
 import { createSource } from "../../src/sources/index.js";
+import { createR2Store, isR2Bucket, type R2BucketLike } from "../../src/store/r2.js";
 import { createS3Store } from "../../src/store/s3.js";
+import type { BackupStore } from "../../src/store/store.js";
 import { consoleLogger, createWorkerRuntime } from "../worker-runtime.js";
 
 export { BackupError } from "../../src/errors.js";
@@ -28,7 +30,10 @@ export { VERSION } from "../../src/version.js";
 export type { ConfigVariable } from "../../src/config.js";
 export type { FleetRun } from "../../src/fleet.js";
 
-/** [vars] and secrets: the contract's variables, all strings. Other bindings of the Worker are ignored. */
+/**
+ * [vars] and secrets: the contract's variables, all strings. Other bindings are read only
+ * when a variable names them: R2_BUCKET=BACKUPS and r2://BACKUPS/… sources use env.BACKUPS.
+ */
 export type BackupEnv = { readonly [K in ConfigVariable]?: string };
 
 /** What the handlers use of the Workers ExecutionContext. */
@@ -109,17 +114,18 @@ function getInstance(env: BackupEnv): Promise<Instance> {
   let instance = instances.get(id);
   if (!instance) {
     instance = (async () => {
-      const config = parseConfig(vars, { maxBytes: WORKERS_MAX_BYTES });
+      const config = parseConfig(vars, { maxBytes: WORKERS_MAX_BYTES, bindings: true });
       const logger = consoleLogger(secretsOf(config));
       const runtime = await createWorkerRuntime(logger);
       // Each part in flight costs the isolate its 5 MiB plus copies until the next GC
       // (bench/workerd-memory.ts: 4 in flight peaked 8–20 MiB above 2), and memory, not
       // connections (6 per invocation), is what limits a Worker's database size.
-      const store = createS3Store(config.s3, { queueSize: 2 });
+      // With R2_BUCKET the binding is the store (two 5 MiB part buffers, one part in flight).
+      const store: BackupStore = config.r2Bucket ? createR2Store(r2Binding(env, config.r2Bucket, "R2_BUCKET"), config.r2Bucket) : createS3Store(config.s3, { queueSize: 2 });
       const notifier = config.notify ? createNotifier(config.notify, { fetch: (input, init) => fetch(input, init), logger, now: () => new Date(), secrets: secretsOf(config) }) : undefined;
       const schedule: Instance["schedule"] = {};
       const nextRun = () => nextTrigger(schedule.cron, vars.SCHEDULE, new Date());
-      const fleet = createFleet({ config, runtime, store, source: (db) => createSource(db.source, { s3: config.s3 }) }, { holder: "workers", nextRun, ...(notifier ? { notifier } : {}) });
+      const fleet = createFleet({ config, runtime, store, source: (db) => createSource(db.source, { s3: config.s3, r2: (name) => r2Binding(env, name, "BACKUP_SOURCE") }) }, { holder: "workers", nextRun, ...(notifier ? { notifier } : {}) });
       return { fleet, app: createApp({ services: fleet.services, logger, corsOrigins: config.corsOrigins, ...(config.apiKey ? { apiKey: config.apiKey } : {}), ...downloadsOf(config) }), logger, schedule, ...(notifier ? { notifier } : {}) };
     })();
     instances.set(id, instance);
@@ -127,6 +133,26 @@ function getInstance(env: BackupEnv): Promise<Instance> {
     instance.catch(() => instances.delete(id));
   }
   return instance;
+}
+
+/**
+ * The R2 bucket bound as `name`, or a configuration error naming `variable` (never the
+ * value: a variable of that name may be a secret).
+ */
+function r2Binding(env: BackupEnv, name: string, variable: string): R2BucketLike {
+  const value = (env as Record<string, unknown>)[name];
+  if (value === undefined) {
+    throw new BackupError("CONFIG_INVALID", `${variable} names the R2 binding ${name}, but the Worker has none of that name: add it to wrangler.toml ([[r2_buckets]] binding = "${name}", bucket_name = "<bucket>") and deploy again.`, 500);
+  }
+  if (!isR2Bucket(value)) {
+    throw new BackupError("CONFIG_INVALID", `${variable} names ${name}, which is ${typeof value === "string" ? "a variable" : "a binding of another kind"}, not an R2 bucket binding ([[r2_buckets]] in wrangler.toml).`, 500);
+  }
+  return fitsR2BucketLike(value as unknown as R2Bucket);
+}
+
+/** Type test: the Workers runtime's R2Bucket is what the core's R2BucketLike asks for. */
+function fitsR2BucketLike(bucket: R2Bucket): R2BucketLike {
+  return bucket;
 }
 
 function configErrorResponse(err: unknown): Response {

@@ -4,8 +4,10 @@
  */
 import type { S3Config, SourceSpec } from "../config.js";
 import { BackupError } from "../errors.js";
+import type { R2BucketLike } from "../store/r2.js";
 import { createS3Client } from "../store/s3.js";
 import { fileSource, type FileAccess } from "./file.js";
+import { r2Source } from "./r2.js";
 import { s3Source } from "./s3.js";
 import type { Source } from "./source.js";
 import { urlSource } from "./url.js";
@@ -16,6 +18,8 @@ export interface SourceCapabilities {
   fetch?: typeof fetch;
   /** Endpoint, region and credentials for s3:// sources (the bucket comes from BACKUP_SOURCE). */
   s3?: S3Config;
+  /** The Worker's R2 binding of that name, for r2:// sources (throws a BackupError naming it when there is none). */
+  r2?: (binding: string) => R2BucketLike;
 }
 
 // Called through a wrapper: on Workers, a detached `fetch` called with the wrong `this` throws "Illegal invocation".
@@ -40,5 +44,10 @@ export function createSource(spec: SourceSpec, caps: SourceCapabilities, setting
         throw new BackupError("SOURCE_UNSUPPORTED", "BACKUP_SOURCE is an s3:// URL, but no S3 settings were passed to read it with.", 500);
       }
       return s3Source(createS3Client({ ...caps.s3, bucket: spec.bucket }), spec.bucket, spec.key);
+    case "r2":
+      if (!caps.r2) {
+        throw new BackupError("SOURCE_UNSUPPORTED", `BACKUP_SOURCE is an r2:// URL, which only a Cloudflare Worker with an R2 binding named ${spec.binding} can read: use s3:// with R2's S3 API endpoint here.`, 500);
+      }
+      return r2Source(caps.r2(spec.binding), spec.binding, spec.key);
   }
 }

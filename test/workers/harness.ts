@@ -9,6 +9,9 @@
  * at the end that no secret ever left the Worker.
  */
 import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { once } from "node:events";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -17,6 +20,7 @@ import { Miniflare } from "miniflare";
 import { expect } from "vitest";
 import { dumpTables, integrityCheck, sha256 } from "../helpers/db.js";
 import { startTestStore, type TestStore } from "../helpers/s3.js";
+import type { R2BucketLike } from "../../src/store/r2.js";
 import { releaseWorkerBundles, workerBundle, type WorkerBundle, bundleModules } from "./worker-bundle.js";
 import { jsonOrUndefined } from "../helpers/json.js";
 import { capture, registerSecret } from "../helpers/log-capture.js";
@@ -122,6 +126,8 @@ export interface WorkerOptions {
   /** The source route this Worker reads (default /src/<name>.sqlite); set it with h.source.set(w.sourcePath, …). */
   sourcePath?: string;
   bundle?: WorkerBundle;
+  /** R2 buckets bound under these names (Miniflare's R2, persisted in `r2Persist` for uploadsInProgress). */
+  r2Buckets?: string[];
 }
 
 export interface ScheduledOutcome {
@@ -157,6 +163,11 @@ export class TestWorker {
     return this.call("/backups", { method: "POST", headers: this.h.auth() });
   }
 
+  /** The R2 bucket bound as `name`, reached from Node (Miniflare's R2, the one the Worker's binding uses). */
+  async r2(name: string): Promise<R2BucketLike> {
+    return (await this.mf.getR2Bucket(name)) as unknown as R2BucketLike;
+  }
+
   /** Fire the cron trigger; resolves with workerd's outcome ("ok", "exception", …). */
   async scheduled(cron = CRON, scheduledTime?: Date): Promise<ScheduledOutcome> {
     const worker = await this.mf.getWorker();
@@ -177,6 +188,12 @@ export class WorkerHarness {
   bundle!: WorkerBundle;
   private readonly instances: Miniflare[] = [];
 
+  private r2Dir: string | undefined;
+  /** The directory Miniflare keeps each Worker's R2 buckets in (`<dir>/<worker name>`). */
+  r2Persist(): string {
+    return (this.r2Dir ??= mkdtempSync(join(tmpdir(), "seb-worker-r2-")));
+  }
+
   async start(): Promise<this> {
     [this.s3, this.source, this.bundle] = await Promise.all([startTestStore(), new SourceServer().start(), workerBundle()]);
     return this;
@@ -185,6 +202,7 @@ export class WorkerHarness {
   async close(): Promise<void> {
     await Promise.allSettled(this.instances.map((mf) => mf.dispose()));
     await Promise.allSettled([this.source?.close(), this.s3?.close()]);
+    if (this.r2Dir) rmSync(this.r2Dir, { recursive: true, force: true });
     releaseWorkerBundles();
   }
 
@@ -210,6 +228,7 @@ export class WorkerHarness {
     const mf = new Miniflare({
       ...bundleModules(bundle),
       bindings: env,
+      ...(options.r2Buckets ? { r2Buckets: options.r2Buckets, r2Persist: join(this.r2Persist(), name) } : {}),
       handleStructuredLogs: ({ level, message }: { level: string; message: string }) => {
         this.logs.push({ worker: name, level, message });
         capture(`workerd ${name} ${level}`, message);
