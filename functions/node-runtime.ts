@@ -34,6 +34,13 @@ export const nodeFiles: FileAccess = {
  */
 export const NODE_QUICK_CHECK_MAX_BYTES = 64 * 1024 * 1024;
 
+/**
+ * d1:// sources on Node: the largest D1 export (SQL) loaded into sql.js. The image is built
+ * in memory (docs/d1.md); D1 databases are at most 10 GB, but a dump this size already
+ * needs a few GiB of memory for sql.js's copy and the exported image.
+ */
+export const NODE_D1_DUMP_MAX_BYTES = 2 * 1024 * 1024 * 1024;
+
 export function stderrLogger(secrets: readonly string[] = [], level = process.env.LOG_LEVEL): Logger {
   return jsonLogger({
     write: (line) => process.stderr.write(`${line}\n`),

@@ -55,6 +55,14 @@ export function consoleLogger(secrets: readonly string[]): Logger {
  */
 export const WORKER_QUICK_CHECK_MAX_BYTES = 16 * 1024 * 1024;
 
+/**
+ * d1:// sources on Workers: the largest D1 export (SQL) loaded. The statements stream into
+ * sql.js, but its database file and the exported image are both held in the isolate's 128 MB
+ * (docs/d1.md has the measurements behind this figure); a larger export is refused before
+ * anything is loaded, and the CLI on Node backs it up instead.
+ */
+export const WORKER_D1_DUMP_MAX_BYTES = 32 * 1024 * 1024;
+
 export async function createWorkerRuntime(logger: Logger): Promise<Runtime> {
   return {
     sqlite: await loadSqlite(),

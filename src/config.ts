@@ -22,13 +22,16 @@ export const CONFIG_VARIABLES = [
   "LOCK", "LOCK_TTL_SECONDS", "SKIP_UNCHANGED", "CORS_ORIGINS",
   "NOTIFY_URL", "NOTIFY_ON", "NOTIFY_FORMAT",
   "AGE_RECIPIENTS", "AGE_IDENTITY", "AGE_IDENTITY_FILE",
+  "CLOUDFLARE_API_TOKEN", "CLOUDFLARE_API_BASE_URL",
 ] as const;
 export type ConfigVariable = (typeof CONFIG_VARIABLES)[number];
 
 export type SourceSpec =
   | { kind: "file"; path: string }
   | { kind: "url"; url: string; headers: Record<string, string> }
-  | { kind: "s3"; bucket: string; key: string };
+  | { kind: "s3"; bucket: string; key: string }
+  /** A Cloudflare D1 database, exported through the REST API with CLOUDFLARE_API_TOKEN (src/sources/d1.ts). */
+  | { kind: "d1"; accountId: string; databaseId: string };
 
 /**
  * CHECK: `quick` and `full` are SQLite's own PRAGMA quick_check and integrity_check (sql.js opens
@@ -98,6 +101,8 @@ export interface Config {
   ageIdentity?: string;
   /** AGE_IDENTITY_FILE: the path of an age identity file; read by the Node CLI only. */
   ageIdentityFile?: string;
+  /** For d1:// sources: CLOUDFLARE_API_TOKEN, and CLOUDFLARE_API_BASE_URL when set. */
+  cloudflare?: { apiToken?: string; apiBase?: string };
   port: number;
   host: string;
 }
@@ -110,7 +115,7 @@ export interface RuntimeDefaults {
 /** Variables whose values must never appear in messages or logs. */
 // NOTIFY_URL: a ping or webhook URL usually is its own credential (a UUID or token in the path).
 // BACKUP_SOURCES: its entries may carry headers (tokens) and URLs with credentials.
-export const SECRET_VARIABLES = ["S3_SECRET_ACCESS_KEY", "API_KEY", "BACKUP_SOURCE_HEADERS", "BACKUP_SOURCES", "NOTIFY_URL", "AGE_IDENTITY"] as const;
+export const SECRET_VARIABLES = ["S3_SECRET_ACCESS_KEY", "API_KEY", "BACKUP_SOURCE_HEADERS", "BACKUP_SOURCES", "NOTIFY_URL", "AGE_IDENTITY", "CLOUDFLARE_API_TOKEN"] as const;
 
 export const LINK_TTL_MAX_SECONDS = 604_800; // presigned SigV4 URLs cannot outlive 7 days
 /** MAX_BYTES's ceiling: streamed backups hold no image, so only byte counting limits them. */
@@ -232,6 +237,8 @@ const fields = {
   AGE_RECIPIENTS: optional(),
   AGE_IDENTITY: optional().refine((v) => v === undefined || isIdentity(v), `must be ${IDENTITY_EXPECTED}`),
   AGE_IDENTITY_FILE: optional(),
+  CLOUDFLARE_API_TOKEN: optional(),
+  CLOUDFLARE_API_BASE_URL: httpUrl("the Cloudflare API, e.g. https://api.cloudflare.com/client/v4"),
 };
 // Compile-time check: the schema covers exactly the contract's variables.
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : never) : never;
@@ -277,7 +284,7 @@ export function parseConfig(env: Env, defaults: RuntimeDefaults): Config {
     databases = parseSources(v.BACKUP_SOURCES, v.MAX_COUNT ?? 7, problems);
     source = databases?.[0]?.source;
   } else if (v.BACKUP_SOURCE === undefined) {
-    problems.push("BACKUP_SOURCE is required: a file path, file:///abs/path.db, http(s):// URL or s3://bucket/key (or BACKUP_SOURCES for several databases)");
+    problems.push("BACKUP_SOURCE is required: a file path, file:///abs/path.db, http(s):// URL, s3://bucket/key or d1://ACCOUNT_ID/DATABASE_ID (or BACKUP_SOURCES for several databases)");
   } else if (v.BACKUP_SOURCE_HEADERS !== undefined) {
     // (invalid headers are already reported above)
     source = parseSource(v.BACKUP_SOURCE, v.BACKUP_SOURCE_HEADERS, problems);
@@ -296,6 +303,10 @@ export function parseConfig(env: Env, defaults: RuntimeDefaults): Config {
   for (const p of ageRecipients?.problems ?? []) problems.push(`AGE_RECIPIENTS ${p}`);
   if (v.AGE_IDENTITY !== undefined && v.AGE_IDENTITY_FILE !== undefined) {
     problems.push("AGE_IDENTITY and AGE_IDENTITY_FILE are both set: set one of them");
+  }
+  const usesD1 = (databases?.map((d) => d.source) ?? (source ? [source] : [])).some((s) => s.kind === "d1");
+  if (usesD1 && !v.CLOUDFLARE_API_TOKEN) {
+    problems.push("CLOUDFLARE_API_TOKEN is required for a d1:// source: an API token with the D1 Read permission (a secret: wrangler secret put CLOUDFLARE_API_TOKEN)");
   }
   if (problems.length > 0 || !source || !name) throw configError(problems);
   const c = v as Fields;
@@ -334,6 +345,9 @@ export function parseConfig(env: Env, defaults: RuntimeDefaults): Config {
     ...(ageRecipients ? { ageRecipients: ageRecipients.recipients } : {}),
     ...(c.AGE_IDENTITY ? { ageIdentity: c.AGE_IDENTITY } : {}),
     ...(c.AGE_IDENTITY_FILE ? { ageIdentityFile: c.AGE_IDENTITY_FILE } : {}),
+    ...(c.CLOUDFLARE_API_TOKEN || c.CLOUDFLARE_API_BASE_URL
+      ? { cloudflare: { ...(c.CLOUDFLARE_API_TOKEN ? { apiToken: c.CLOUDFLARE_API_TOKEN } : {}), ...(c.CLOUDFLARE_API_BASE_URL ? { apiBase: c.CLOUDFLARE_API_BASE_URL } : {}) } }
+      : {}),
     port: c.PORT,
     host: c.HOST,
   };
@@ -412,7 +426,18 @@ function parseMaxBytes(raw: string | undefined, fallback: number, problems: stri
   return n;
 }
 
+/** Account IDs are 32 hex digits and database IDs UUIDs; anything that could change the API path is refused. */
+const D1_ID = /^[A-Za-z0-9][A-Za-z0-9-]{0,63}$/;
+
 function parseSource(raw: string, headers: Record<string, string>, problems: string[]): SourceSpec | undefined {
+  if (/^d1:\/\//i.test(raw)) {
+    const m = /^d1:\/\/([^/]+)\/([^/]+)$/i.exec(raw);
+    if (!m || !D1_ID.test(m[1]!) || !D1_ID.test(m[2]!)) {
+      problems.push(describe("BACKUP_SOURCE", "must look like d1://ACCOUNT_ID/DATABASE_ID (the account ID and the database's UUID)", raw));
+      return undefined;
+    }
+    return { kind: "d1", accountId: m[1]!, databaseId: m[2]! };
+  }
   if (/^s3:\/\//i.test(raw)) {
     const m = /^s3:\/\/([^/]+)\/(.+)$/.exec(raw);
     if (!m || !BUCKET_PATTERN.test(m[1]!)) {
@@ -439,7 +464,7 @@ function parseSource(raw: string, headers: Record<string, string>, problems: str
     }
   }
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(raw)) {
-    problems.push(describe("BACKUP_SOURCE", "has an unsupported scheme (use a path, file:, http(s):// or s3://)", raw));
+    problems.push(describe("BACKUP_SOURCE", "has an unsupported scheme (use a path, file:, http(s)://, s3:// or d1://)", raw));
     return undefined;
   }
   return { kind: "file", path: raw };
@@ -447,7 +472,8 @@ function parseSource(raw: string, headers: Record<string, string>, problems: str
 
 /** `/data/My App.sqlite3` → `my-app`: the base name without extension, made key-safe. */
 export function deriveName(source: SourceSpec): string | undefined {
-  const raw = source.kind === "file" ? source.path : source.kind === "s3" ? source.key : safeDecode(new URL(source.url).pathname);
+  const raw =
+    source.kind === "file" ? source.path : source.kind === "s3" ? source.key : source.kind === "d1" ? `d1-${source.databaseId}` : safeDecode(new URL(source.url).pathname);
   const base = raw.split(/[\\/]/).filter(Boolean).pop() ?? "";
   const stem = base.includes(".") ? base.slice(0, base.lastIndexOf(".")) : base;
   const name = stem
@@ -481,7 +507,7 @@ function configError(problems: string[]): BackupError {
 
 /** The configuration as it may be logged: every secret replaced by a marker. */
 export function redactedConfig(config: Config): Record<string, unknown> {
-  const { source, s3, apiKey, notify, ageIdentity, databases, ...rest } = config;
+  const { source, s3, apiKey, notify, ageIdentity, databases, cloudflare, ...rest } = config;
   const redactSource = (s: SourceSpec) => (s.kind === "url" ? { kind: "url", url: redactUrl(s.url), headers: Object.keys(s.headers) } : s);
   return {
     ...rest,
@@ -491,6 +517,7 @@ export function redactedConfig(config: Config): Record<string, unknown> {
     s3: { ...s3, secretAccessKey: s3.secretAccessKey ? "[redacted]" : undefined },
     apiKey: apiKey ? "[redacted]" : undefined,
     ageIdentity: ageIdentity ? "[redacted]" : undefined,
+    ...(cloudflare ? { cloudflare: { ...cloudflare, apiToken: cloudflare.apiToken ? "[redacted]" : undefined } } : {}),
   };
 }
 
@@ -508,7 +535,7 @@ export function redactUrl(url: string): string {
 
 /** The secret values of a config, for log redaction. */
 export function secretsOf(config: Config): string[] {
-  const values = [config.s3.secretAccessKey, config.apiKey, config.ageIdentity];
+  const values = [config.s3.secretAccessKey, config.apiKey, config.ageIdentity, config.cloudflare?.apiToken];
   // `config.source` is databases[0]'s (or, from configFor, the one database's).
   for (const { source } of config.databases) {
     if (source.kind !== "url") continue;

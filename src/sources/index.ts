@@ -4,7 +4,9 @@
  */
 import type { S3Config, SourceSpec } from "../config.js";
 import { BackupError } from "../errors.js";
+import type { SqlJsStatic } from "sql.js";
 import { createS3Client } from "../store/s3.js";
+import { d1Source } from "./d1.js";
 import { fileSource, type FileAccess } from "./file.js";
 import { s3Source } from "./s3.js";
 import type { Source } from "./source.js";
@@ -16,6 +18,10 @@ export interface SourceCapabilities {
   fetch?: typeof fetch;
   /** Endpoint, region and credentials for s3:// sources (the bucket comes from BACKUP_SOURCE). */
   s3?: S3Config;
+  /** For d1:// sources: sql.js builds the image from the export's SQL. */
+  sqlite?: SqlJsStatic;
+  /** For d1:// sources: the token, the API's base URL and this runtime's limit on the dump. */
+  d1?: { apiToken?: string; apiBase?: string; maxDumpBytes: number };
 }
 
 // Called through a wrapper: on Workers, a detached `fetch` called with the wrong `this` throws "Illegal invocation".
@@ -40,5 +46,16 @@ export function createSource(spec: SourceSpec, caps: SourceCapabilities, setting
         throw new BackupError("SOURCE_UNSUPPORTED", "BACKUP_SOURCE is an s3:// URL, but no S3 settings were passed to read it with.", 500);
       }
       return s3Source(createS3Client({ ...caps.s3, bucket: spec.bucket }), spec.bucket, spec.key);
+    case "d1":
+      if (!caps.sqlite || !caps.d1?.apiToken) {
+        throw new BackupError("SOURCE_UNSUPPORTED", "BACKUP_SOURCE is a d1:// database, but CLOUDFLARE_API_TOKEN (or sql.js) was not passed to read it with.", 500);
+      }
+      return d1Source(caps.fetch ?? globalFetch, caps.sqlite, {
+        accountId: spec.accountId,
+        databaseId: spec.databaseId,
+        token: caps.d1.apiToken,
+        maxDumpBytes: caps.d1.maxDumpBytes,
+        ...(caps.d1.apiBase ? { apiBase: caps.d1.apiBase } : {}),
+      });
   }
 }
