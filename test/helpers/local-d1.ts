@@ -50,7 +50,7 @@ export async function localD1(name = "src"): Promise<LocalD1> {
     },
     async sqliteFile() {
       const at = join(dir, ".wrangler", "state", "v3", "d1", "miniflare-D1DatabaseObject");
-      const files = (await readdir(at)).filter((f) => f.endsWith(".sqlite"));
+      const files = (await readdir(at)).filter((f) => f.endsWith(".sqlite") && f !== "metadata.sqlite");
       if (files.length !== 1) throw new Error(`expected one D1 database file in ${at}, found ${files.join(", ")}`);
       return join(at, files[0]!);
     },
