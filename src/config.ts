@@ -306,7 +306,7 @@ export function parseConfig(env: Env, defaults: RuntimeDefaults): Config {
   }
   const usesD1 = (databases?.map((d) => d.source) ?? (source ? [source] : [])).some((s) => s.kind === "d1");
   if (usesD1 && !v.CLOUDFLARE_API_TOKEN) {
-    problems.push("CLOUDFLARE_API_TOKEN is required for a d1:// source: an API token with the D1 Read permission (a secret: wrangler secret put CLOUDFLARE_API_TOKEN)");
+    problems.push("CLOUDFLARE_API_TOKEN is required for a d1:// source: an API token with the account's D1 permission (a secret: wrangler secret put CLOUDFLARE_API_TOKEN)");
   }
   if (problems.length > 0 || !source || !name) throw configError(problems);
   const c = v as Fields;

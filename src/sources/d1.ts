@@ -17,7 +17,7 @@ import { BackupError, describeCause } from "../errors.js";
 import { redact } from "../log.js";
 import type { SqlJsStatic } from "sql.js";
 import { createStatementSplitter } from "../sqlite/sql-split.js";
-import type { OpenOptions, ReadOptions, Source, SourceImage, SourceStream } from "./source.js";
+import { READ_CHUNK_BYTES, type OpenOptions, type ReadOptions, type Source, type SourceImage, type SourceStream } from "./source.js";
 
 export const CLOUDFLARE_API_BASE_URL = "https://api.cloudflare.com/client/v4";
 
@@ -97,7 +97,7 @@ export function d1Source(fetchFn: typeof fetch, sqlite: SqlJsStatic, options: D1
     const apiErrors = (envelope?.errors ?? []).map((e) => `${e.message ?? "error"}${e.code ? ` (code ${e.code})` : ""}`).join("; ");
     const said = `HTTP ${response.status}${apiErrors ? `: ${apiErrors}` : ""}`;
     if (response.status === 401 || response.status === 403) {
-      throw unreadable(`the Cloudflare API refused CLOUDFLARE_API_TOKEN (${said}). The token needs the "D1 Read" permission for account ${accountId}.`);
+      throw unreadable(`the Cloudflare API refused CLOUDFLARE_API_TOKEN (${said}). Use an API token of account ${accountId} with its D1 permission (Account · D1).`);
     }
     if (response.status === 404) {
       throw new BackupError("SOURCE_NOT_FOUND", scrub(`${origin}: there is no D1 database ${databaseId} in account ${accountId} (${said}). Check BACKUP_SOURCE (d1://ACCOUNT_ID/DATABASE_ID, the database's UUID from \`wrangler d1 list\`).`), 502);
@@ -225,10 +225,14 @@ export function d1Source(fetchFn: typeof fetch, sqlite: SqlJsStatic, options: D1
     async open({ maxBytes }: OpenOptions): Promise<SourceStream> {
       // Built in memory either way: the stream hands out the image it already holds.
       const image = await build(maxBytes);
+      // Views of the image in slices the size a file source reads, not one chunk of it all.
+      let at = 0;
       const stream = new ReadableStream<Uint8Array>({
-        start(c) {
-          c.enqueue(image.bytes);
-          c.close();
+        pull(c) {
+          if (at >= image.bytes.length) return c.close();
+          const end = Math.min(at + READ_CHUNK_BYTES, image.bytes.length);
+          c.enqueue(image.bytes.subarray(at, end));
+          at = end;
         },
       });
       return { stream, bytes: image.bytes.length, image, settled: async () => (image.d1Bookmark ? { d1Bookmark: image.d1Bookmark } : {}) };

@@ -108,7 +108,8 @@ export async function startFakeD1Api(dump: Uint8Array, given: { accountId?: stri
       const outcome = behaviour.outcome ?? "ok";
       if (outcome === "never" || current.polls < (behaviour.activePolls ?? 2)) {
         result.messages.push(current.polls === 0 ? `Generating ${databaseId}-${current.bookmark}.sql` : `Uploaded part ${current.polls}`);
-        return void json(200, envelope(result));
+        // The API reference: 202 "Polled successfully, task is currently running"; 200 once it is no longer running.
+        return void json(202, envelope(result));
       }
       if (outcome === "error") {
         result.status = "error";

@@ -133,7 +133,7 @@ describe("the D1 export protocol", () => {
   });
 
   const failures: { label: string; setup: () => Partial<D1SourceOptions>; code: string; message: RegExp }[] = [
-    { label: "a token the API refuses (401)", setup: () => ({ token: "wrong-token-0123456789" }), code: "SOURCE_UNREADABLE", message: /refused CLOUDFLARE_API_TOKEN \(HTTP 401: Authentication error \(code 10000\)\)\. The token needs the "D1 Read" permission/ },
+    { label: "a token the API refuses (401)", setup: () => ({ token: "wrong-token-0123456789" }), code: "SOURCE_UNREADABLE", message: /refused CLOUDFLARE_API_TOKEN \(HTTP 401: Authentication error \(code 10000\)\)\. Use an API token of account \w+ with its D1 permission/ },
     { label: "a database that does not exist (404)", setup: () => ({ databaseId: "00000000-0000-4000-8000-00000000dead" }), code: "SOURCE_NOT_FOUND", message: /there is no D1 database 00000000-0000-4000-8000-00000000dead in account .*HTTP 404/ },
     {
       label: "an export that fails",
@@ -238,7 +238,18 @@ describe("backup and restore of a D1 database", () => {
     } finally {
       await rm(fresh.dir, { recursive: true, force: true });
     }
-  }, 120_000);
+  }, 300_000);
+
+  it("keeps the bookmark on the streamed path too (CHECK=structure, as Workers take for images over 16 MiB)", async () => {
+    api.set({ activePolls: 0 }, dump);
+    const config = parseConfig({ ...env, CHECK: "structure", BACKUP_NAME: "d1-streamed" }, { maxBytes: NODE_MAX_BYTES });
+    const store = createS3Store(config.s3);
+    const src = createSource(config.source, { s3: config.s3, sqlite: runtime.sqlite, d1: { ...config.cloudflare, maxDumpBytes: 64 * MiB } });
+    const manifest = await createBackupRunner({ config, runtime, store, source: src }).run();
+    expect(manifest.d1Bookmark).toBe(api.bookmarks.at(-1));
+    expect((await store.head(manifest.key))?.metadata[D1_BOOKMARK_METADATA]).toBe(manifest.d1Bookmark);
+    expect(await s3.keys("backups/d1-streamed/")).toEqual([manifest.key]); // no .partial left
+  });
 
   it("says what is missing when CLOUDFLARE_API_TOKEN is not set, and never echoes the token", () => {
     const { CLOUDFLARE_API_TOKEN: _, ...without } = env;
