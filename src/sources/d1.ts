@@ -12,7 +12,7 @@
  * a dump over it is refused before it is loaded (Content-Length), or as soon as it passes the
  * limit while streaming — never a half image.
  */
-import { redactUrl } from "../config.js";
+import { isHttpUrl, redactUrl } from "../config.js";
 import { BackupError, describeCause } from "../errors.js";
 import { redact } from "../log.js";
 import type { SqlJsStatic } from "sql.js";
@@ -31,13 +31,17 @@ export interface D1SourceOptions {
   maxDumpBytes: number;
   /** How long the export may take before the backup gives up (default 15 minutes). */
   exportTimeoutMs?: number;
-  /** Wait between polls; wrangler polls back to back (the API holds each poll while it works). */
-  pollIntervalMs?: number;
+  /**
+   * Polls are at least this far apart (default 1 s). wrangler polls back to back; a floor keeps
+   * an API that answers at once from using up a Worker's subrequests (10 000 per invocation).
+   */
+  minPollIntervalMs?: number;
   now?: () => number;
   sleep?: (ms: number) => Promise<void>;
 }
 
 export const D1_EXPORT_TIMEOUT_MS = 15 * 60 * 1000;
+export const D1_MIN_POLL_INTERVAL_MS = 1000;
 
 /** The export API's answer inside Cloudflare's envelope (`result`), as wrangler reads it. */
 interface ExportResult {
@@ -111,8 +115,10 @@ export function d1Source(fetchFn: typeof fetch, sqlite: SqlJsStatic, options: D1
   /** Start the export and poll it to the end: the signed URL of the dump and the bookmark it was taken at. */
   async function exportDump(): Promise<{ url: string; bookmark: string | undefined }> {
     const started = now();
+    const floor = options.minPollIntervalMs ?? D1_MIN_POLL_INTERVAL_MS;
     let bookmark: string | undefined;
     for (let polls = 0; ; polls++) {
+      const sent = now();
       const r = await post(bookmark);
       if (r.at_bookmark) bookmark = r.at_bookmark;
       if (r.status === "error" || r.success === false) {
@@ -120,14 +126,15 @@ export function d1Source(fetchFn: typeof fetch, sqlite: SqlJsStatic, options: D1
       }
       if (r.status === "complete") {
         const url = r.result?.signed_url;
-        if (!url) throw unreadable("the D1 export completed without a signed URL to download it from.");
+        if (!url || !isHttpUrl(url)) throw unreadable("the D1 export completed without an http(s) signed URL to download it from.");
         return { url, bookmark };
       }
       if (!bookmark) throw unreadable(`the D1 export answered status ${JSON.stringify(r.status ?? null)} without a bookmark to poll with.`);
       if (now() - started >= timeoutMs) {
         throw unreadable(`the D1 export did not finish within ${Math.round(timeoutMs / 1000)} s (${polls + 1} polls; D1 does not serve queries while an export runs, and one that is no longer polled is cancelled).`);
       }
-      if (options.pollIntervalMs) await sleep(options.pollIntervalMs);
+      const wait = floor - (now() - sent);
+      if (wait > 0) await sleep(wait);
     }
   }
 

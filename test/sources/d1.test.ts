@@ -86,6 +86,8 @@ function source(extra: Partial<D1SourceOptions> = {}) {
     token: api.token,
     apiBase: api.base,
     maxDumpBytes: 64 * MiB,
+    // Polls back to back here; the default floor of 1 s between polls is what the backups below use.
+    minPollIntervalMs: 0,
     ...extra,
   });
 }
