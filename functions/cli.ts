@@ -37,10 +37,12 @@ ${NAME_HELP}`,
   the pages as they stream (default: latest); exit 1 if anything is wrong. An encrypted
   .sqlite.gz.age backup needs AGE_IDENTITY or AGE_IDENTITY_FILE.
 ${NAME_HELP}`,
-  restore: `usage: sqlite-edge-backup restore [file|latest] --to PATH [--force | --if-missing] [--json] [--name NAME]
+  restore: `usage: sqlite-edge-backup restore [file|latest] --to PATH [--force | --if-missing] [--format sqlite|sql] [--json] [--name NAME]
   Restore atomically to PATH (temp file, verified, renamed over PATH; default: latest).
   --force        replace an existing PATH
   --if-missing   keep an existing PATH and exit 0
+  --format sql   write SQL for \`wrangler d1 execute DB --file PATH\` instead of the database file
+                 (recreates a D1 database from any backup; default: sqlite)
   An encrypted .sqlite.gz.age backup needs AGE_IDENTITY or AGE_IDENTITY_FILE.
 ${NAME_HELP}`,
   info: `usage: sqlite-edge-backup info [file|latest] [--json] [--verify] [--name NAME]
@@ -72,7 +74,8 @@ const USAGE = `usage: sqlite-edge-backup <command> [options]     (in a clone: np
                          exit 1 if anything is wrong
   restore [file|latest] --to PATH [--force | --if-missing] [--json]
                          restore atomically to PATH (temp file, verified, renamed over PATH);
-                         --force replaces an existing PATH, --if-missing keeps it and exits 0
+                         --force replaces an existing PATH, --if-missing keeps it and exits 0;
+                         --format sql writes SQL for wrangler d1 execute --file instead
   (verify and restore of an encrypted .sqlite.gz.age backup need AGE_IDENTITY or AGE_IDENTITY_FILE)
   info [file|latest] [--json] [--verify]
                          what the bucket knows about one backup (default: latest): key, time,
@@ -116,6 +119,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       yes: { type: "boolean", short: "y", default: false },
       verify: { type: "boolean", default: false },
       "if-missing": { type: "boolean", default: false },
+      format: { type: "string" },
       name: { type: "string" },
       config: { type: "string" },
       "log-format": { type: "string" },
@@ -142,6 +146,9 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
   if (command !== "restore" && (values.to !== undefined || values["if-missing"] || (values.force && command !== "delete"))) {
     return usageError(`--to, --force and --if-missing belong to restore (--force also to delete), not ${command}`);
   }
+  if (command !== "restore" && values.format !== undefined) {
+    return usageError(`--format belongs to restore, not ${command}`);
+  }
   if (command !== "delete" && values.yes) return usageError(`--yes belongs to delete, not ${command}`);
   if (command !== "info" && values.verify) return usageError(`--verify belongs to info, not ${command} (to prove a backup: verify)`);
   if ((command === "verify" || command === "restore" || command === "link" || command === "info") && rest.length > 1) {
@@ -155,6 +162,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
   if (command === "restore") {
     if (values.to === undefined || values.to.trim() === "") return usageError("restore needs --to PATH (the database file to create or replace)");
     if (values.force && values["if-missing"]) return usageError("--force and --if-missing contradict each other: choose one");
+    if (values.format !== undefined && values.format !== "sqlite" && values.format !== "sql") return usageError(`--format is sqlite or sql, not "${values.format}"`);
   }
   // Settings from a file, under the environment's (functions/config-file.ts).
   const given = env;
@@ -220,12 +228,13 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
         return 0;
       }
       case "restore": {
-        const result = await client.restore({ name, which: rest[0] ?? "latest", to: values.to ?? "", force: values.force, ifMissing: values["if-missing"] });
+        const result = await client.restore({ name, which: rest[0] ?? "latest", to: values.to ?? "", force: values.force, ifMissing: values["if-missing"], format: values.format === "sql" ? "sql" : "sqlite" });
         if (values.json) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
         else if (!result.restored) process.stdout.write(`${result.target} exists; nothing restored\n`);
         else {
           const replaced = result.replaced ? " (replaced the existing file)" : "";
-          process.stdout.write(`restored ${result.key} (${result.bytes} bytes, sha256 ${result.sha256}) to ${result.target}${replaced}\n`);
+          const as = result.format === "sql" ? ` as SQL (${result.sqlBytes} bytes; load it with wrangler d1 execute DB --remote --file ${result.target})` : "";
+          process.stdout.write(`restored ${result.key} (${result.bytes} bytes, sha256 ${result.sha256}) to ${result.target}${as}${replaced}\n`);
         }
         return 0;
       }

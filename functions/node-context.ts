@@ -12,7 +12,7 @@ import type { BackupService, ServiceOptions } from "../src/service.js";
 import { createSource } from "../src/sources/index.js";
 import { createS3Store } from "../src/store/s3.js";
 import type { BackupStore } from "../src/store/store.js";
-import { createNodeRuntime, NODE_MAX_BYTES, nodeFiles, stderrLogger } from "./node-runtime.js";
+import { createNodeRuntime, NODE_D1_DUMP_MAX_BYTES, NODE_MAX_BYTES, nodeFiles, stderrLogger } from "./node-runtime.js";
 
 /**
  * Parts uploaded at once on Node, as on Workers (was 4): fewer 5 MiB part buffers held by
@@ -39,7 +39,7 @@ export async function createNodeContext(env: Env, { logger: givenLogger, ...opti
   const store = createS3Store(config.s3, { queueSize: NODE_UPLOAD_QUEUE_SIZE });
   const notifier = config.notify ? createNotifier(config.notify, { fetch: (input, init) => fetch(input, init), logger, now: () => new Date(), secrets: secretsOf(config) }) : undefined;
   const fleet = createFleet(
-    { config, runtime, store, source: (db) => createSource(db.source, { files: nodeFiles, s3: config.s3 }, { readAttempts: config.readAttempts }) },
+    { config, runtime, store, source: (db) => createSource(db.source, { files: nodeFiles, s3: config.s3, sqlite: runtime.sqlite, d1: { ...config.cloudflare, maxDumpBytes: NODE_D1_DUMP_MAX_BYTES } }, { readAttempts: config.readAttempts }) },
     { holder: `${hostname()} pid ${process.pid}`, ...(notifier ? { notifier } : {}), ...options },
   );
   return { config, logger, runtime, store, fleet, service: fleet.services[0]!, ...(notifier ? { notifier } : {}) };

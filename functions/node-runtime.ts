@@ -34,6 +34,14 @@ export const nodeFiles: FileAccess = {
  */
 export const NODE_QUICK_CHECK_MAX_BYTES = 64 * 1024 * 1024;
 
+/**
+ * d1:// sources on Node: the largest D1 export (SQL) loaded into sql.js. The image is built
+ * in memory, about 20 MiB + 1.8x the image at the peak (bench/d1-memory.ts; docs/d1.md): a
+ * 1 GiB dump (at most ~1 GiB of image) needs about 2 GiB. D1 databases go up to 10 GB, but
+ * not through an in-memory copy.
+ */
+export const NODE_D1_DUMP_MAX_BYTES = 1024 * 1024 * 1024;
+
 export function stderrLogger(secrets: readonly string[] = [], level = process.env.LOG_LEVEL): Logger {
   return jsonLogger({
     write: (line) => process.stderr.write(`${line}\n`),

@@ -55,6 +55,17 @@ export function consoleLogger(secrets: readonly string[]): Logger {
  */
 export const WORKER_QUICK_CHECK_MAX_BYTES = 16 * 1024 * 1024;
 
+/**
+ * d1:// sources on Workers: the largest D1 export (SQL) loaded. The statements stream into
+ * sql.js, but its database file and the exported image coexist in the isolate's 128 MB beside
+ * sql.js's WebAssembly memory: bench/d1-memory.ts measured V8's heap + ArrayBuffers peaking at
+ * about 20 MiB + 1.8x the image (34 MiB for an 8 MiB image, 66 for 24.5, 92 for 41). An SQL
+ * dump is 1.05-2x its image (text-heavy to blob-heavy), so 24 MiB of SQL is at most ~23 MiB of
+ * image: ~65 MiB at the peak, plus ~20 MiB of WebAssembly memory and the bundle. A larger
+ * export is refused before anything is loaded; the CLI on Node backs it up instead.
+ */
+export const WORKER_D1_DUMP_MAX_BYTES = 24 * 1024 * 1024;
+
 export async function createWorkerRuntime(logger: Logger): Promise<Runtime> {
   return {
     sqlite: await loadSqlite(),

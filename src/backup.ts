@@ -37,6 +37,8 @@ export interface Manifest {
   readAttempts: number;
   /** WAL frames applied onto the main file (file sources in WAL mode), 0 otherwise. */
   walFrames: number;
+  /** d1:// sources: the bookmark of the D1 export the image was built from (metadata `d1-bookmark`). */
+  d1Bookmark?: string;
   startedAt: string;
   durationMs: number;
   verified: Config["verify"];
@@ -81,9 +83,13 @@ export interface BackupDeps {
  */
 export const STALE_UPLOAD_MS = 3 * 60 * 60 * 1000;
 
+/** Object metadata of a backup from a d1:// source: the D1 export's bookmark (added in 2026-12; older backups lack it). */
+export const D1_BOOKMARK_METADATA = "d1-bookmark";
+
 /** sha256 and bytes describe the plain image, encrypted or not. */
-export function objectMetadata(s: Snapshot, encrypted = false): Record<string, string> {
+export function objectMetadata(s: Snapshot, encrypted = false, d1Bookmark?: string): Record<string, string> {
   return {
+    ...(d1Bookmark ? { [D1_BOOKMARK_METADATA]: d1Bookmark } : {}),
     sha256: s.sha256,
     bytes: String(s.bytes.length),
     "page-size": String(s.pageSize),
@@ -96,6 +102,7 @@ export function objectMetadata(s: Snapshot, encrypted = false): Record<string, s
 /** The same metadata for a streamed image, known only once its last byte has passed. */
 export function streamedMetadata(f: StreamFacts, sqliteVersion: string, encrypted: boolean): Record<string, string> {
   return {
+    ...(f.d1Bookmark ? { [D1_BOOKMARK_METADATA]: f.d1Bookmark } : {}),
     sha256: f.sha256,
     bytes: String(f.bytes),
     "page-size": String(f.pageSize),
@@ -194,7 +201,7 @@ async function inMemoryBackup(deps: BackupDeps, target: BackupKey, options: RunO
     if (snapshot.inBackground) log.info("image read; checking it beside the upload", described);
     else await checked;
 
-    const metadata = objectMetadata(snapshot, target.encrypted);
+    const metadata = objectMetadata(snapshot, target.encrypted, image.d1Bookmark);
     if (config.skipUnchanged) {
       // A corrupt image must fail the run, not pass as unchanged.
       await checked;
@@ -380,7 +387,7 @@ async function streamedBackup(deps: BackupDeps, target: BackupKey, options: RunO
   }
 
   const metadata = streamedMetadata(facts, sqliteVersionOf(runtime.sqlite), target.encrypted);
-  const described = { bytes: facts.bytes, sha256: facts.sha256, pageSize: facts.pageSize, pageCount: facts.pageCount, sqliteVersion: metadata["sqlite-version"]!, readAttempts: attempt, walFrames: facts.wal?.committedFrames ?? 0 };
+  const described = { bytes: facts.bytes, sha256: facts.sha256, pageSize: facts.pageSize, pageCount: facts.pageCount, sqliteVersion: metadata["sqlite-version"]!, readAttempts: attempt, walFrames: facts.wal?.committedFrames ?? 0, ...(facts.d1Bookmark ? { d1Bookmark: facts.d1Bookmark } : {}) };
   const wentStraight = looked !== undefined;
   if (config.skipUnchanged && !wentStraight) {
     const same = await newestIfSame(deps, metadata);
@@ -482,7 +489,7 @@ async function finish(
   options: RunOptions,
   started: Date,
   log: Log,
-  described: Pick<Manifest, "bytes" | "sha256" | "pageSize" | "pageCount" | "sqliteVersion" | "readAttempts" | "walFrames" | "gzipBytes">,
+  described: Pick<Manifest, "bytes" | "sha256" | "pageSize" | "pageCount" | "sqliteVersion" | "readAttempts" | "walFrames" | "gzipBytes" | "d1Bookmark">,
 ): Promise<Manifest> {
   const { config, runtime } = deps;
   options.onProgress?.({ phase: "pruning" });
@@ -511,6 +518,11 @@ async function finish(
 
 /** A stream of known, small size, into memory (CHECK=auto's quick_check for sources whose size only the response tells). */
 async function collect(opened: SourceStream, origin: string, maxBytes: number, onRead: (bytes: number) => void): Promise<SourceImage> {
+  if (opened.image) {
+    await opened.stream.cancel().catch(() => undefined);
+    onRead(opened.image.bytes.length);
+    return opened.image;
+  }
   const bytes = new Uint8Array(opened.bytes!);
   let at = 0;
   const reader = opened.stream.getReader();
@@ -523,8 +535,8 @@ async function collect(opened: SourceStream, origin: string, maxBytes: number, o
     if (at > maxBytes) throw new BackupError("SOURCE_TOO_LARGE", `${origin} is more than MAX_BYTES (${maxBytes}) bytes.`, 413);
     onRead(at);
   }
-  const { wal } = await opened.settled();
-  return { bytes: bytes.subarray(0, at), origin, ...(wal ? { wal } : {}) };
+  const { wal, d1Bookmark } = await opened.settled();
+  return { bytes: bytes.subarray(0, at), origin, ...(wal ? { wal } : {}), ...(d1Bookmark ? { d1Bookmark } : {}) };
 }
 
 function manifestOf(snapshot: Snapshot, image: SourceImage) {
@@ -536,6 +548,7 @@ function manifestOf(snapshot: Snapshot, image: SourceImage) {
     sqliteVersion: snapshot.sqliteVersion,
     readAttempts: image.attempts ?? 1,
     walFrames: image.wal?.committedFrames ?? 0,
+    ...(image.d1Bookmark ? { d1Bookmark: image.d1Bookmark } : {}),
   };
 }
 

@@ -53,7 +53,7 @@ export const CONFIG_REFERENCE: Readonly<Record<ConfigVariable, VariableReference
     summary:
       "The database to back up. A file is read with its committed WAL frames applied; a URL or S3 object is streamed. Required unless `BACKUP_SOURCES` is set.",
     default: "required (`npm start`: the bundled sample database)",
-    accepts: "a path or `file:///abs/path.db` (Node only), an `http(s)://` URL, `s3://bucket/key` (read with the same endpoint and credentials as the backups), or `r2://BINDING/key` (Workers only: an object in the R2 bucket bound as `BINDING`)",
+    accepts: "a path or `file:///abs/path.db` (Node only), an `http(s)://` URL, `s3://bucket/key` (read with the same endpoint and credentials as the backups), `r2://BINDING/key` (Workers only: an object in the R2 bucket bound as `BINDING`; [r2.md](r2.md)), or `d1://ACCOUNT_ID/DATABASE_ID` (a Cloudflare D1 database, with `CLOUDFLARE_API_TOKEN`; [d1.md](d1.md))",
     runtimes: BOTH,
     secret: false,
     see: "sources.md",
@@ -450,6 +450,24 @@ export const CONFIG_REFERENCE: Readonly<Record<ConfigVariable, VariableReference
     runtimes: NODE,
     secret: false,
     see: "encryption.md",
+  },
+  CLOUDFLARE_API_TOKEN: {
+    group: "Source",
+    summary: "For `d1://` sources: a Cloudflare API token of the account with its D1 permission, used to export the database through the REST API. Required when any source is `d1://`; sent only to the Cloudflare API.",
+    default: "unset",
+    accepts: "an API token",
+    runtimes: BOTH,
+    secret: true,
+    see: "d1.md",
+  },
+  CLOUDFLARE_API_BASE_URL: {
+    group: "Source",
+    summary: "For `d1://` sources: the Cloudflare API's base URL, for an API proxy or a test server (`CLOUDFLARE_API_TOKEN` is sent there).",
+    default: "`https://api.cloudflare.com/client/v4`",
+    accepts: "an `http(s)://` URL",
+    runtimes: BOTH,
+    secret: false,
+    see: "d1.md",
   },
 };
 

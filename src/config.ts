@@ -23,6 +23,7 @@ export const CONFIG_VARIABLES = [
   "NOTIFY_URL", "NOTIFY_ON", "NOTIFY_FORMAT",
   "AGE_RECIPIENTS", "AGE_IDENTITY", "AGE_IDENTITY_FILE",
   "LINK_MODE", "LINK_SECRET", "LINK_BASE_URL",
+  "CLOUDFLARE_API_TOKEN", "CLOUDFLARE_API_BASE_URL",
 ] as const;
 export type ConfigVariable = (typeof CONFIG_VARIABLES)[number];
 
@@ -31,7 +32,9 @@ export type SourceSpec =
   | { kind: "url"; url: string; headers: Record<string, string> }
   | { kind: "s3"; bucket: string; key: string }
   /** An object in an R2 bucket bound to the Worker as `binding` (Workers only). */
-  | { kind: "r2"; binding: string; key: string };
+  | { kind: "r2"; binding: string; key: string }
+  /** A Cloudflare D1 database, exported through the REST API with CLOUDFLARE_API_TOKEN (src/sources/d1.ts). */
+  | { kind: "d1"; accountId: string; databaseId: string };
 
 /**
  * CHECK: `quick` and `full` are SQLite's own PRAGMA quick_check and integrity_check (sql.js opens
@@ -119,6 +122,8 @@ export interface Config {
   ageIdentity?: string;
   /** AGE_IDENTITY_FILE: the path of an age identity file; read by the Node CLI only. */
   ageIdentityFile?: string;
+  /** For d1:// sources: CLOUDFLARE_API_TOKEN, and CLOUDFLARE_API_BASE_URL when set. */
+  cloudflare?: { apiToken?: string; apiBase?: string };
   port: number;
   host: string;
 }
@@ -136,7 +141,7 @@ export interface RuntimeDefaults {
 /** Variables whose values must never appear in messages or logs. */
 // NOTIFY_URL: a ping or webhook URL usually is its own credential (a UUID or token in the path).
 // BACKUP_SOURCES: its entries may carry headers (tokens) and URLs with credentials.
-export const SECRET_VARIABLES = ["S3_SECRET_ACCESS_KEY", "API_KEY", "BACKUP_SOURCE_HEADERS", "BACKUP_SOURCES", "NOTIFY_URL", "AGE_IDENTITY", "LINK_SECRET"] as const;
+export const SECRET_VARIABLES = ["S3_SECRET_ACCESS_KEY", "API_KEY", "BACKUP_SOURCE_HEADERS", "BACKUP_SOURCES", "NOTIFY_URL", "AGE_IDENTITY", "LINK_SECRET", "CLOUDFLARE_API_TOKEN"] as const;
 
 /** LINK_SECRET's shortest length: 32 random characters are ≥ 128 bits for base64 or hex alike. */
 export const LINK_SECRET_MIN_LENGTH = 32;
@@ -277,6 +282,8 @@ const fields = {
   LINK_BASE_URL: httpUrl("this server as clients reach it, e.g. https://backups.example.com")
     .refine((v) => v === undefined || (!v.includes("?") && !v.includes("#")), "must not have a query or fragment")
     .transform((v) => v?.replace(/\/+$/, "")),
+  CLOUDFLARE_API_TOKEN: optional(),
+  CLOUDFLARE_API_BASE_URL: httpUrl("the Cloudflare API, e.g. https://api.cloudflare.com/client/v4"),
 };
 // Compile-time check: the schema covers exactly the contract's variables.
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : never) : never;
@@ -322,7 +329,7 @@ export function parseConfig(env: Env, defaults: RuntimeDefaults): Config {
     databases = parseSources(v.BACKUP_SOURCES, v.MAX_COUNT ?? 7, problems);
     source = databases?.[0]?.source;
   } else if (v.BACKUP_SOURCE === undefined) {
-    problems.push("BACKUP_SOURCE is required: a file path, file:///abs/path.db, http(s):// URL or s3://bucket/key (or BACKUP_SOURCES for several databases)");
+    problems.push("BACKUP_SOURCE is required: a file path, file:///abs/path.db, http(s):// URL, s3://bucket/key or d1://ACCOUNT_ID/DATABASE_ID (or BACKUP_SOURCES for several databases)");
   } else if (v.BACKUP_SOURCE_HEADERS !== undefined) {
     // (invalid headers are already reported above)
     source = parseSource(v.BACKUP_SOURCE, v.BACKUP_SOURCE_HEADERS, problems);
@@ -357,6 +364,10 @@ export function parseConfig(env: Env, defaults: RuntimeDefaults): Config {
   }
   if (!defaults.bindings && [...(databases ?? []).map((d) => d.source), ...(source ? [source] : [])].some((s) => s.kind === "r2")) {
     problems.push(`${databases ? "BACKUP_SOURCES" : "BACKUP_SOURCE"} has an r2:// source, which only a Cloudflare Worker with that R2 binding can read: here use s3://bucket/key with R2's S3 API endpoint (S3_ENDPOINT)`);
+  }
+  const usesD1 = (databases?.map((d) => d.source) ?? (source ? [source] : [])).some((s) => s.kind === "d1");
+  if (usesD1 && !v.CLOUDFLARE_API_TOKEN) {
+    problems.push("CLOUDFLARE_API_TOKEN is required for a d1:// source: an API token with the account's D1 permission (a secret: wrangler secret put CLOUDFLARE_API_TOKEN)");
   }
   if (problems.length > 0 || !source || !name) throw configError(problems);
   const c = v as Fields;
@@ -399,6 +410,9 @@ export function parseConfig(env: Env, defaults: RuntimeDefaults): Config {
     ...(ageRecipients ? { ageRecipients: ageRecipients.recipients } : {}),
     ...(c.AGE_IDENTITY ? { ageIdentity: c.AGE_IDENTITY } : {}),
     ...(c.AGE_IDENTITY_FILE ? { ageIdentityFile: c.AGE_IDENTITY_FILE } : {}),
+    ...(c.CLOUDFLARE_API_TOKEN || c.CLOUDFLARE_API_BASE_URL
+      ? { cloudflare: { ...(c.CLOUDFLARE_API_TOKEN ? { apiToken: c.CLOUDFLARE_API_TOKEN } : {}), ...(c.CLOUDFLARE_API_BASE_URL ? { apiBase: c.CLOUDFLARE_API_BASE_URL } : {}) } }
+      : {}),
     port: c.PORT,
     host: c.HOST,
   };
@@ -477,7 +491,18 @@ function parseMaxBytes(raw: string | undefined, fallback: number, problems: stri
   return n;
 }
 
+/** Account IDs are 32 hex digits and database IDs UUIDs; anything that could change the API path is refused. */
+const D1_ID = /^[A-Za-z0-9][A-Za-z0-9-]{0,63}$/;
+
 function parseSource(raw: string, headers: Record<string, string>, problems: string[]): SourceSpec | undefined {
+  if (/^d1:\/\//i.test(raw)) {
+    const m = /^d1:\/\/([^/]+)\/([^/]+)$/i.exec(raw);
+    if (!m || !D1_ID.test(m[1]!) || !D1_ID.test(m[2]!)) {
+      problems.push(describe("BACKUP_SOURCE", "must look like d1://ACCOUNT_ID/DATABASE_ID (the account ID and the database's UUID)", raw));
+      return undefined;
+    }
+    return { kind: "d1", accountId: m[1]!, databaseId: m[2]! };
+  }
   if (/^s3:\/\//i.test(raw)) {
     const m = /^s3:\/\/([^/]+)\/(.+)$/.exec(raw);
     if (!m || !BUCKET_PATTERN.test(m[1]!)) {
@@ -512,7 +537,7 @@ function parseSource(raw: string, headers: Record<string, string>, problems: str
     }
   }
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(raw)) {
-    problems.push(describe("BACKUP_SOURCE", "has an unsupported scheme (use a path, file:, http(s)://, s3:// or, in a Worker, r2://)", raw));
+    problems.push(describe("BACKUP_SOURCE", "has an unsupported scheme (use a path, file:, http(s)://, s3://, d1:// or, in a Worker, r2://)", raw));
     return undefined;
   }
   return { kind: "file", path: raw };
@@ -520,7 +545,8 @@ function parseSource(raw: string, headers: Record<string, string>, problems: str
 
 /** `/data/My App.sqlite3` → `my-app`: the base name without extension, made key-safe. */
 export function deriveName(source: SourceSpec): string | undefined {
-  const raw = source.kind === "file" ? source.path : source.kind === "s3" || source.kind === "r2" ? source.key : safeDecode(new URL(source.url).pathname);
+  const raw =
+    source.kind === "file" ? source.path : source.kind === "s3" || source.kind === "r2" ? source.key : source.kind === "d1" ? `d1-${source.databaseId}` : safeDecode(new URL(source.url).pathname);
   const base = raw.split(/[\\/]/).filter(Boolean).pop() ?? "";
   const stem = base.includes(".") ? base.slice(0, base.lastIndexOf(".")) : base;
   const name = stem
@@ -554,7 +580,7 @@ function configError(problems: string[]): BackupError {
 
 /** The configuration as it may be logged: every secret replaced by a marker. */
 export function redactedConfig(config: Config): Record<string, unknown> {
-  const { source, s3, apiKey, notify, ageIdentity, linkSecret, databases, ...rest } = config;
+  const { source, s3, apiKey, notify, ageIdentity, linkSecret, databases, cloudflare, ...rest } = config;
   const redactSource = (s: SourceSpec) => (s.kind === "url" ? { kind: "url", url: redactUrl(s.url), headers: Object.keys(s.headers) } : s);
   return {
     ...rest,
@@ -565,6 +591,7 @@ export function redactedConfig(config: Config): Record<string, unknown> {
     apiKey: apiKey ? "[redacted]" : undefined,
     ageIdentity: ageIdentity ? "[redacted]" : undefined,
     linkSecret: linkSecret ? "[redacted]" : undefined,
+    ...(cloudflare ? { cloudflare: { ...cloudflare, apiToken: cloudflare.apiToken ? "[redacted]" : undefined } } : {}),
   };
 }
 
@@ -582,7 +609,7 @@ export function redactUrl(url: string): string {
 
 /** The secret values of a config, for log redaction. */
 export function secretsOf(config: Config): string[] {
-  const values = [config.s3.secretAccessKey, config.apiKey, config.ageIdentity, config.linkSecret];
+  const values = [config.s3.secretAccessKey, config.apiKey, config.ageIdentity, config.linkSecret, config.cloudflare?.apiToken];
   // `config.source` is databases[0]'s (or, from configFor, the one database's).
   for (const { source } of config.databases) {
     if (source.kind !== "url") continue;

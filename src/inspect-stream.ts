@@ -25,6 +25,7 @@ export interface StreamFacts {
   /** The source was a WAL-mode file; the image is marked rollback-journal (as markRollbackJournal does). */
   fromWalMode: boolean;
   wal: SourceImage["wal"];
+  d1Bookmark?: string;
 }
 
 export interface InspectOptions {
@@ -33,7 +34,7 @@ export interface InspectOptions {
   maxBytes: number;
   sha256: Sha256;
   /** After the last byte, before the verdict: the source's own consistency check (SourceStream.settled). */
-  settled: () => Promise<Pick<SourceImage, "wal">>;
+  settled: () => Promise<Pick<SourceImage, "wal" | "d1Bookmark">>;
   onProgress?: (bytes: number) => void;
   /** The sha256 an earlier read of the same source gave: any other digest fails the stream (SourceChanged) before it ends. */
   expectSha256?: string;
@@ -90,7 +91,7 @@ export function inspectImage(source: ReadableStream<Uint8Array>, options: Inspec
   const end = async (controller: ReadableStreamDefaultController<Uint8Array>): Promise<StreamFacts> => {
     if (head && head.length > 0) pass(head, controller); // shorter than a header: readHeader says how
     const header = readHeader(firstHeader ?? head ?? new Uint8Array(0), origin, total);
-    const { wal } = await options.settled();
+    const { wal, d1Bookmark } = await options.settled();
     let tables: number | undefined;
     let checkComplete = true;
     if (structure) {
@@ -106,7 +107,7 @@ export function inspectImage(source: ReadableStream<Uint8Array>, options: Inspec
     if (options.expectSha256 !== undefined && digest !== options.expectSha256) {
       throw new SourceChanged(`${origin} changed between the read that checked it (sha256 ${options.expectSha256}) and the read that uploads it (sha256 ${digest})`);
     }
-    return { bytes: total, sha256: digest, pageSize: header.pageSize, pageCount: header.pageCount, tables, checkComplete, fromWalMode, wal };
+    return { bytes: total, sha256: digest, pageSize: header.pageSize, pageCount: header.pageCount, tables, checkComplete, fromWalMode, wal, ...(d1Bookmark ? { d1Bookmark } : {}) };
   };
 
   const stream = new ReadableStream<Uint8Array>(

@@ -15,6 +15,7 @@ import { PROGRESS_INTERVAL_MS, throttle } from "./log.js";
 import { asBackupError, BackupError } from "./errors.js";
 import type { Runtime } from "./runtime.js";
 import { fillFrom, type PositionalReader } from "./sources/source.js";
+import { d1SqlDump } from "./sqlite/sql-dump.js";
 import type { BackupStore } from "./store/store.js";
 import {
   backupMetadata,
@@ -107,7 +108,15 @@ export interface RestoreOptions {
   force?: boolean;
   /** Restore only when the target does not exist; otherwise do nothing (and do not contact the store). */
   ifMissing?: boolean;
+  /**
+   * "sqlite" (default): the database file. "sql": the SQL that `wrangler d1 execute --file`
+   * takes (src/sqlite/sql-dump.ts), written from the proved image, so that a D1 database can
+   * be recreated from any backup.
+   */
+  format?: RestoreFormat;
 }
+
+export type RestoreFormat = "sqlite" | "sql";
 
 export type RestoreResult =
   | {
@@ -123,6 +132,9 @@ export type RestoreResult =
       replaced: boolean;
       /** Stale -wal, -shm or -journal files of the target that were deleted. */
       removed: string[];
+      format: RestoreFormat;
+      /** format "sql": bytes of SQL written to the target. */
+      sqlBytes?: number;
     }
   | { restored: false; target: string; reason: "exists" };
 
@@ -149,7 +161,7 @@ function unwritable(err: unknown, action: string): BackupError {
 
 export async function restoreBackup(deps: RestoreDeps, options: RestoreOptions): Promise<RestoreResult> {
   const { config, runtime, store, files } = deps;
-  const { target, force = false, ifMissing = false } = options;
+  const { target, force = false, ifMissing = false, format = "sqlite" } = options;
   if (force && ifMissing) throw new BackupError("BAD_REQUEST", "--force and --if-missing contradict each other: choose one.", 400);
   const { dir, base } = splitPath(target);
   if (base === "" || base === "." || base === "..") throw new BackupError("TARGET_UNWRITABLE", `${target} is not a file path to restore to.`, 400);
@@ -202,8 +214,10 @@ export async function restoreBackup(deps: RestoreDeps, options: RestoreOptions):
     expectSha256(what, streamed, expected);
     const limit = deps.sqliteCheckMaxBytes ?? RESTORE_SQLITE_CHECK_MAX_BYTES;
     let proved: ProvedImage;
+    let held: Uint8Array | undefined;
     if (expected.bytes <= limit) {
       const image = await readFile(files, temp, found.key, expected);
+      held = image;
       proved = await proveImage(runtime, image, expected, what, DISK_MISMATCH);
       if (streamed.structure.findings.length > 0) {
         // SQLite's verdict stands; a disagreement is worth knowing about.
@@ -222,6 +236,43 @@ export async function restoreBackup(deps: RestoreDeps, options: RestoreOptions):
       ...(proved.check === "structure" ? { why: `over ${limit} bytes: not held in memory for SQLite` } : {}),
       integrity: proved.integrity,
     });
+
+    if (format === "sql") {
+      // The proved image, written as SQL into a second temp file that replaces the target.
+      const image = held ?? (await readFile(files, temp, found.key, expected));
+      const sqlTemp = `${temp}.sql`;
+      let sqlCreated = false;
+      try {
+        const file = await files.createExclusive(sqlTemp, existing.action === "replace" ? existing.mode : undefined);
+        sqlCreated = true;
+        const sqlBytes = await writeSql(runtime, image, file);
+        await files.remove(temp);
+        created = false;
+        if (!force && (await files.stat(target))) {
+          throw new BackupError("TARGET_EXISTS", `${target} appeared while the backup was being restored; nothing was replaced (use --force to replace it).`, 409);
+        }
+        await files.rename(sqlTemp, target);
+        sqlCreated = false;
+        await files.syncDirectory(dir).catch((err: unknown) => log.warn("restored, but the directory could not be synced", { dir, error: asBackupError(err).message }));
+        log.info("restored as SQL", { target, bytes: proved.bytes, sqlBytes, sha256: proved.sha256, replaced: existing.action === "replace" });
+        return {
+          restored: true,
+          key: found.key,
+          file: found.file,
+          target,
+          bytes: proved.bytes,
+          sha256: proved.sha256,
+          pageSize: proved.pageSize,
+          pageCount: proved.pageCount,
+          replaced: existing.action === "replace",
+          removed: [],
+          format,
+          sqlBytes,
+        };
+      } finally {
+        if (sqlCreated) await files.remove(sqlTemp).catch(() => undefined);
+      }
+    }
 
     // 5. Stale companions of the old (or missing) database would be applied to the new one:
     //    SQLite replays a -wal or rolls back a -journal it finds next to a database, whichever
@@ -250,6 +301,7 @@ export async function restoreBackup(deps: RestoreDeps, options: RestoreOptions):
       pageCount: proved.pageCount,
       replaced: existing.action === "replace",
       removed,
+      format,
     };
   } catch (err) {
     const e = unwritable(err, `restoring ${found.file} to ${target}`);
@@ -261,6 +313,33 @@ export async function restoreBackup(deps: RestoreDeps, options: RestoreOptions):
     log.error("restore failed; the target was not changed", { target, error: e.message, code: e.code });
     throw e;
   }
+}
+
+/** The image as D1's SQL into `file` (synced and closed); the bytes written. */
+async function writeSql(runtime: Pick<Runtime, "sqlite">, image: Uint8Array, file: WritableFile): Promise<number> {
+  const db = new runtime.sqlite.Database(image);
+  const encoder = new TextEncoder();
+  let written = 0;
+  try {
+    let pending = "";
+    for (const piece of d1SqlDump(db)) {
+      pending += piece;
+      if (pending.length >= 1024 * 1024) {
+        const bytes = encoder.encode(pending);
+        await file.write(bytes);
+        written += bytes.length;
+        pending = "";
+      }
+    }
+    const bytes = encoder.encode(pending);
+    await file.write(bytes);
+    written += bytes.length;
+    await file.sync();
+  } finally {
+    db.close();
+    await file.close().catch(() => undefined);
+  }
+  return written;
 }
 
 /** "create": nothing there; "replace": a file to overwrite (force), whose permission bits the new file keeps; "skip": if-missing and present. */

@@ -85,6 +85,7 @@ describe("restoreBackup", () => {
       pageCount: image.length / 4096,
       replaced: false,
       removed: [],
+      format: "sqlite",
     });
     const restored = await bytesOf(target);
     expect(sha256(restored)).toBe(sha256(image));

@@ -61,6 +61,8 @@ export interface RestoreRequest extends NameOption {
   force?: boolean;
   /** Restore only when nothing is at `to`; otherwise do nothing (the result says `restored: false`). */
   ifMissing?: boolean;
+  /** "sqlite" (default): the database file; "sql": the SQL `wrangler d1 execute --file` takes. */
+  format?: "sqlite" | "sql";
 }
 
 export interface InfoOptions extends NameOption {
@@ -227,7 +229,7 @@ export async function openBackupClient(env: Env, options: ClientOptions & CliLog
       const ctx = await full();
       return restoreBackup(
         { config: c, runtime: ctx.runtime, store: ctx.store, files: nodeRestoreFiles, identities },
-        { which: request.which ?? "latest", target: resolve(request.to), force: request.force ?? false, ifMissing: request.ifMissing ?? false },
+        { which: request.which ?? "latest", target: resolve(request.to), force: request.force ?? false, ifMissing: request.ifMissing ?? false, format: request.format ?? "sqlite" },
       );
     },
     async info(which = "latest", opts = {}) {

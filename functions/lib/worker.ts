@@ -23,7 +23,7 @@ import { createSource } from "../../src/sources/index.js";
 import { createR2Store, isR2Bucket, type R2BucketLike } from "../../src/store/r2.js";
 import { createS3Store } from "../../src/store/s3.js";
 import type { BackupStore } from "../../src/store/store.js";
-import { consoleLogger, createWorkerRuntime } from "../worker-runtime.js";
+import { consoleLogger, createWorkerRuntime, WORKER_D1_DUMP_MAX_BYTES } from "../worker-runtime.js";
 
 export { BackupError } from "../../src/errors.js";
 export { VERSION } from "../../src/version.js";
@@ -125,7 +125,7 @@ function getInstance(env: BackupEnv): Promise<Instance> {
       const notifier = config.notify ? createNotifier(config.notify, { fetch: (input, init) => fetch(input, init), logger, now: () => new Date(), secrets: secretsOf(config) }) : undefined;
       const schedule: Instance["schedule"] = {};
       const nextRun = () => nextTrigger(schedule.cron, vars.SCHEDULE, new Date());
-      const fleet = createFleet({ config, runtime, store, source: (db) => createSource(db.source, { s3: config.s3, r2: (name) => r2Binding(env, name, "BACKUP_SOURCE") }) }, { holder: "workers", nextRun, ...(notifier ? { notifier } : {}) });
+      const fleet = createFleet({ config, runtime, store, source: (db) => createSource(db.source, { s3: config.s3, r2: (name) => r2Binding(env, name, "BACKUP_SOURCE"), sqlite: runtime.sqlite, d1: { ...config.cloudflare, maxDumpBytes: WORKER_D1_DUMP_MAX_BYTES } }) }, { holder: "workers", nextRun, ...(notifier ? { notifier } : {}) });
       return { fleet, app: createApp({ services: fleet.services, logger, corsOrigins: config.corsOrigins, ...(config.apiKey ? { apiKey: config.apiKey } : {}), ...downloadsOf(config) }), logger, schedule, ...(notifier ? { notifier } : {}) };
     })();
     instances.set(id, instance);

@@ -42,6 +42,7 @@ export const ManifestSchema = z
     sqliteVersion: z.string(),
     readAttempts: z.number().int().openapi({ description: "Reads it took to get a consistent copy of a file source; more than 1 means a writer changed it during a read." }),
     walFrames: z.number().int().openapi({ description: "Committed WAL frames applied onto the main file (WAL-mode file sources)." }),
+    d1Bookmark: z.string().optional().openapi({ description: "d1:// sources: the D1 Time Travel bookmark the export was taken at (object metadata d1-bookmark)." }),
     startedAt: z.string(),
     durationMs: z.number(),
     verified: z.enum(["head", "full"]),

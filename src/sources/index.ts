@@ -5,7 +5,9 @@
 import type { S3Config, SourceSpec } from "../config.js";
 import { BackupError } from "../errors.js";
 import type { R2BucketLike } from "../store/r2.js";
+import type { SqlJsStatic } from "sql.js";
 import { createS3Client } from "../store/s3.js";
+import { d1Source } from "./d1.js";
 import { fileSource, type FileAccess } from "./file.js";
 import { r2Source } from "./r2.js";
 import { s3Source } from "./s3.js";
@@ -20,6 +22,10 @@ export interface SourceCapabilities {
   s3?: S3Config;
   /** The Worker's R2 binding of that name, for r2:// sources (throws a BackupError naming it when there is none). */
   r2?: (binding: string) => R2BucketLike;
+  /** For d1:// sources: sql.js builds the image from the export's SQL. */
+  sqlite?: SqlJsStatic;
+  /** For d1:// sources: the token, the API's base URL and this runtime's limit on the dump. */
+  d1?: { apiToken?: string; apiBase?: string; maxDumpBytes: number };
 }
 
 // Called through a wrapper: on Workers, a detached `fetch` called with the wrong `this` throws "Illegal invocation".
@@ -49,5 +55,16 @@ export function createSource(spec: SourceSpec, caps: SourceCapabilities, setting
         throw new BackupError("SOURCE_UNSUPPORTED", `BACKUP_SOURCE is an r2:// URL, which only a Cloudflare Worker with an R2 binding named ${spec.binding} can read: use s3:// with R2's S3 API endpoint here.`, 500);
       }
       return r2Source(caps.r2(spec.binding), spec.binding, spec.key);
+    case "d1":
+      if (!caps.sqlite || !caps.d1?.apiToken) {
+        throw new BackupError("SOURCE_UNSUPPORTED", "BACKUP_SOURCE is a d1:// database, but CLOUDFLARE_API_TOKEN (or sql.js) was not passed to read it with.", 500);
+      }
+      return d1Source(caps.fetch ?? globalFetch, caps.sqlite, {
+        accountId: spec.accountId,
+        databaseId: spec.databaseId,
+        token: caps.d1.apiToken,
+        maxDumpBytes: caps.d1.maxDumpBytes,
+        ...(caps.d1.apiBase ? { apiBase: caps.d1.apiBase } : {}),
+      });
   }
 }

@@ -10,6 +10,8 @@ export interface SourceImage {
   attempts?: number;
   /** The committed part of `DB-wal` applied onto the main file's pages (file sources in WAL mode). */
   wal?: WalSummary;
+  /** The D1 export's bookmark (d1:// sources): the point in D1's history the image holds. */
+  d1Bookmark?: string;
 }
 
 export interface WalSummary {
@@ -51,7 +53,12 @@ export interface SourceStream {
    * After the stream has ended: resolves with what the read saw, or rejects with
    * SourceChanged when the source changed under the read (the copy may mix two states).
    */
-  settled(): Promise<Pick<SourceImage, "wal">>;
+  settled(): Promise<Pick<SourceImage, "wal" | "d1Bookmark">>;
+  /**
+   * The whole image, when the source built it in memory anyway (D1): taken as it is where the
+   * run wants the image held, instead of a second copy collected from `stream`.
+   */
+  image?: SourceImage;
 }
 
 export interface OpenOptions {
