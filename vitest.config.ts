@@ -10,6 +10,9 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: "forks",
+    // vitest's default is one fork per core minus one: a single fork on 2 cores. Most files wait
+    // on servers and child processes more than they compute, so two at a time nearly halve the run.
+    maxWorkers: 2,
     // The log capture: every test file's output, scanned for secrets after the run (issue 6).
     setupFiles: ["test/setup/log-capture.ts"],
     globalSetup: ["test/workers/global-setup.ts", "test/setup/global-log-capture.ts"],
