@@ -182,7 +182,9 @@ describe("R2 store, D1 + R2 sources, Worker-served links: one cron run, then the
 
 describe("a D1 token the export API refuses", () => {
   it("fails the cron run for the D1 database only: the r2:// one is backed up, nothing half-written in R2", async () => {
-    const bad = await cloudflareWorker("cf-refused", `refused-${randomBytes(12).toString("hex")}`);
+    const refused = `refused-${randomBytes(12).toString("hex")}`;
+    h.secrets.push(refused); // a wrong token is still a secret: never in a response or log line
+    const bad = await cloudflareWorker("cf-refused", refused);
     await (await bad.r2("SOURCES")).put("app.db", app);
     const result = await bad.scheduled();
     expect(result.outcome).toBe("exception");
