@@ -15,4 +15,10 @@ export const LONG_SUITES = [
   "test/retention-store.test.ts", // a year of scheduled runs against the store
   "test/r2-backup.test.ts", // the pipeline into Miniflare's R2 from Node: 12 MiB streamed, a dead run's upload
   "test/sqlite/structure-property.test.ts", // property test over generated databases
+  // Command-line round trips, each a few real processes doing real backups (the quick loop keeps
+  // test/cli.test.ts, test/fleet.test.ts and test/pretty-log.test.ts for the command itself):
+  "test/cli-restore.test.ts", // restore and verify through the CLI (the core: test/restore.test.ts)
+  "test/age.test.ts", // encryption through the CLI and the age binary (the core: test/encrypt.test.ts)
+  "test/manage-cli.test.ts", // info and delete through the CLI (the core: test/api/delete.test.ts)
+  "test/package/**/*.test.ts", // build, npm pack, install into an empty project, run it there
 ] as const;

@@ -102,7 +102,7 @@ describe("authentication on every protected route", () => {
     const doc = await w.call("/openapi.json");
     expect(doc.status).toBe(200);
     expect(doc.json.openapi).toMatch(/^3\./);
-    expect(Object.keys(doc.json.paths).sort()).toEqual(["/backups", "/backups/latest/link", "/backups/{file}/link", "/health", "/metrics", "/openapi.json", "/status"]);
+    expect(Object.keys(doc.json.paths).sort()).toEqual(["/backups", "/backups/latest/link", "/backups/{file}", "/backups/{file}/link", "/download/{file}", "/health", "/metrics", "/openapi.json", "/status"]);
   });
 });
 
