@@ -77,7 +77,10 @@ function base64url(bytes: Uint8Array): string {
 function fromBase64url(text: string): Uint8Array | undefined {
   if (!/^[A-Za-z0-9_-]{43}$/.test(text)) return undefined;
   const binary = atob(text.replace(/-/g, "+").replace(/_/g, "/") + "=");
-  return Uint8Array.from(binary, (ch) => ch.charCodeAt(0));
+  const bytes = Uint8Array.from(binary, (ch) => ch.charCodeAt(0));
+  // The 43rd character carries 2 unused bits: only the canonical spelling is the signature, so
+  // that a link has exactly one valid form (a changed last character must not still verify).
+  return base64url(bytes) === text ? bytes : undefined;
 }
 
 /** Equal 32-byte MACs, without an early exit. */

@@ -131,6 +131,19 @@ describe("the signature", () => {
     expect(a).not.toBe(b);
   });
 
+  it("has exactly one valid spelling: any other last character is refused, even one that decodes to the same bytes", async () => {
+    // Over many claims, so that signatures ending in every low-bit pattern are met.
+    for (let i = 0; i < 64; i++) {
+      const c = { ...claim, expires: claim.expires - i };
+      const sig = await signer.sign(c);
+      await expect(verify(c, sig)).resolves.toBeUndefined();
+      for (const last of "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") {
+        if (last === sig.at(-1)) continue;
+        expect((await rejection(verify(c, sig.slice(0, -1) + last))).code).toBe("LINK_INVALID");
+      }
+    }
+  });
+
   it("HEAD is judged as GET; other methods are not", async () => {
     const sig = await signer.sign(claim);
     await expect(verify({ ...claim, method: "HEAD" }, sig)).resolves.toBeUndefined();
