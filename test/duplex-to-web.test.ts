@@ -1,10 +1,10 @@
 /**
  * The Node gunzip as a web transform: it pushes back once about DUPLEX_QUEUE_BYTES wait on its
- * writable side (Node 20's Duplex.toWeb queues 16384 chunks), decompresses exactly, and fails
- * on corrupt input instead of hanging.
+ * writable side (Node 20's and 22's Duplex.toWeb queue 16384 chunks and still ask for more after
+ * 8 MiB; Node 24's pushes back, which is a property of Node, not asserted here), decompresses
+ * exactly, and fails on corrupt input instead of hanging.
  */
 import { randomBytes } from "node:crypto";
-import { Duplex } from "node:stream";
 import { createGunzip, gzipSync } from "node:zlib";
 import { describe, expect, it } from "vitest";
 import { DUPLEX_QUEUE_BYTES, duplexToWeb } from "../functions/duplex-to-web.js";
@@ -31,9 +31,6 @@ describe("duplexToWeb", () => {
     const firstFull = ours.findIndex((s) => s !== null && s <= 0);
     expect(firstFull).toBeGreaterThan(0);
     expect(firstFull * CHUNK).toBeLessThanOrEqual(DUPLEX_QUEUE_BYTES + 2 * CHUNK);
-    // What this replaces: Node's adapter still asks for more after the whole 8 MiB.
-    const nodes = desiredSizes(Duplex.toWeb(createGunzip()) as ReadableWritablePair<Uint8Array, Uint8Array>, chunks);
-    expect(nodes.at(-1)).toBeGreaterThan(0);
   });
 
   it("decompresses exactly, in chunks of any size", async () => {
