@@ -10,6 +10,9 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: "forks",
+    // expect.poll's default of 1 s is shorter than a run's start on a server without conditional
+    // writes (Swift: the lease's best-effort wait is 1 s): the browser suite polls for progress.
+    expect: { poll: { timeout: 15_000 } },
     // vitest's default is one fork per core minus one: a single fork on 2 cores. Most files wait
     // on servers and child processes more than they compute, so two at a time nearly halve the run.
     maxWorkers: 2,

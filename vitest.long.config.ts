@@ -11,6 +11,9 @@ export default defineConfig({
     testTimeout: 600_000,
     hookTimeout: 600_000,
     pool: "forks",
+    // expect.poll's default of 1 s is shorter than a run's start on a server without conditional
+    // writes (Swift: the lease's best-effort wait is 1 s): the browser suite polls for progress.
+    expect: { poll: { timeout: 15_000 } },
     setupFiles: ["test/setup/log-capture.ts"],
     globalSetup: ["test/workers/global-setup.ts", "test/setup/global-log-capture.ts"],
   },
